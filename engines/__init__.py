@@ -1,0 +1,1 @@
+"""Trident inference engines (ONNX Runtime, TensorRT, torch) behind one protocol."""

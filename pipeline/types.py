@@ -1,0 +1,254 @@
+"""Data contracts shared by every package: frames, detections, tracks, results.
+
+This module depends on numpy alone so that `engines` and `trackers` can use
+the contracts without importing the streaming runtime.
+
+Shapes and dtypes are part of the contract. They are checked once, at
+construction, unless Python runs with ``-O`` (``__debug__`` is False), so a
+wrong array fails where it is made, not three stages later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "TridentError",
+    "ContractError",
+    "Frame",
+    "Detections",
+    "SemanticMap",
+    "Tracks",
+    "FrameResult",
+]
+
+
+class TridentError(Exception):
+    """Bad input a user can fix. The message names the thing and the fix; the
+    CLI prints it as one line and exits non-zero instead of a traceback."""
+
+
+class ContractError(TridentError, ValueError):
+    """An array handed to a data contract has the wrong shape, dtype or value."""
+
+
+def _check_array(owner: str, name: str, value: Any, dtype: np.dtype | type, shape: tuple) -> None:
+    """Check ``value`` is an ndarray of ``dtype`` whose shape matches ``shape``.
+
+    ``shape`` holds ints (exact) or None (any size) per axis.
+    """
+    if not isinstance(value, np.ndarray):
+        raise ContractError(
+            f"{owner}.{name} must be a numpy array, got {type(value).__name__}; "
+            f"convert it with np.asarray(..., dtype=np.{np.dtype(dtype).name})"
+        )
+    want = "[" + ",".join("*" if s is None else str(s) for s in shape) + "]"
+    if value.ndim != len(shape) or any(s is not None and s != v for s, v in zip(shape, value.shape)):
+        raise ContractError(f"{owner}.{name} must have shape {want}, got {list(value.shape)}")
+    if value.dtype != np.dtype(dtype):
+        raise ContractError(
+            f"{owner}.{name} must be {np.dtype(dtype).name}, got {value.dtype.name}; "
+            f"cast it with .astype(np.{np.dtype(dtype).name})"
+        )
+
+
+def _check_length(owner: str, n: int, **arrays: np.ndarray | None) -> None:
+    for name, arr in arrays.items():
+        if arr is not None and len(arr) != n:
+            raise ContractError(f"{owner}.{name} has {len(arr)} rows but {owner}.boxes has {n}; every field needs one row per box")
+
+
+def _check_boxes(owner: str, boxes: np.ndarray) -> None:
+    if boxes.size and not np.isfinite(boxes).all():
+        bad = int((~np.isfinite(boxes)).any(axis=1).sum())
+        raise ContractError(f"{owner}.boxes has {bad} row(s) with NaN or inf; drop or fix them before building {owner}")
+    if boxes.size and ((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])).any():
+        bad = int(((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])).sum())
+        raise ContractError(f"{owner}.boxes has {bad} row(s) with x2<x1 or y2<y1; boxes are xyxy (left, top, right, bottom)")
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One decoded frame of one stream.
+
+    image: uint8[H,W,3] BGR. pts: presentation time in seconds from the
+    stream's start (gaps after a reconnect show up here). wall_time: host clock
+    (time.time()) when the frame was decoded, for end-to-end latency.
+    """
+
+    stream_id: str
+    index: int
+    pts: float
+    image: np.ndarray
+    wall_time: float
+
+    def __post_init__(self) -> None:
+        if __debug__:
+            if not isinstance(self.stream_id, str) or not self.stream_id:
+                raise ContractError("Frame.stream_id must be a non-empty string naming the source")
+            if int(self.index) < 0:
+                raise ContractError(f"Frame.index must be >= 0, got {self.index}")
+            _check_array("Frame", "image", self.image, np.uint8, (None, None, 3))
+            if self.image.shape[0] == 0 or self.image.shape[1] == 0:
+                raise ContractError(f"Frame.image is empty ({self.image.shape}); the decoder returned no pixels")
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+
+@dataclass(frozen=True, eq=False)
+class Detections:
+    """Detections of one frame, in frame pixels.
+
+    boxes float32[N,4] xyxy, scores float32[N], class_ids int32[N],
+    masks bool[N,H,W] full-frame instance masks or None.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+    masks: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if __debug__:
+            _check_array("Detections", "boxes", self.boxes, np.float32, (None, 4))
+            n = len(self.boxes)
+            _check_array("Detections", "scores", self.scores, np.float32, (n,))
+            _check_array("Detections", "class_ids", self.class_ids, np.int32, (n,))
+            if self.masks is not None:
+                _check_array("Detections", "masks", self.masks, np.bool_, (n, None, None))
+            _check_boxes("Detections", self.boxes)
+            if n and not np.isfinite(self.scores).all():
+                raise ContractError("Detections.scores has NaN or inf; scores must be finite probabilities")
+
+    @classmethod
+    def empty(cls, mask_shape: tuple[int, int] | None = None) -> "Detections":
+        masks = None if mask_shape is None else np.zeros((0, *mask_shape), dtype=bool)
+        return cls(
+            boxes=np.zeros((0, 4), np.float32),
+            scores=np.zeros((0,), np.float32),
+            class_ids=np.zeros((0,), np.int32),
+            masks=masks,
+        )
+
+    def __len__(self) -> int:
+        return int(len(self.boxes))
+
+    def select(self, index: np.ndarray | slice) -> "Detections":
+        """Rows picked by a boolean mask, an index array or a slice."""
+        return Detections(
+            boxes=np.ascontiguousarray(self.boxes[index]),
+            scores=np.ascontiguousarray(self.scores[index]),
+            class_ids=np.ascontiguousarray(self.class_ids[index]),
+            masks=None if self.masks is None else np.ascontiguousarray(self.masks[index]),
+        )
+
+    def masks_rle(self) -> list[dict]:
+        """COCO run-length encoding of each mask ({"size": [H, W], "counts": str})."""
+        if self.masks is None:
+            raise ContractError("Detections.masks is None: this model or engine produced no instance masks")
+        from pycocotools import mask as mask_utils  # lazy: only sinks need it
+
+        if len(self) == 0:
+            return []
+        encoded = mask_utils.encode(np.asfortranarray(self.masks.transpose(1, 2, 0).astype(np.uint8)))
+        return [{"size": [int(s) for s in e["size"]], "counts": e["counts"].decode("ascii")} for e in encoded]
+
+
+@dataclass(frozen=True, eq=False)
+class SemanticMap:
+    """Per-pixel class labels of one frame: labels uint8[H,W] indexing class_names."""
+
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if __debug__:
+            _check_array("SemanticMap", "labels", self.labels, np.uint8, (None, None))
+            if not self.class_names:
+                raise ContractError("SemanticMap.class_names is empty; pass the model's semantic class names")
+            if self.labels.size and int(self.labels.max()) >= len(self.class_names):
+                raise ContractError(
+                    f"SemanticMap.labels has label {int(self.labels.max())} but only "
+                    f"{len(self.class_names)} class names; the model and its class list disagree"
+                )
+
+
+@dataclass(frozen=True, eq=False)
+class Tracks:
+    """Tracker output for one frame.
+
+    det_index[i] is the row of the frame's Detections that track i was updated
+    with, or -1 when the track is only predicted (coasting). Masks and other
+    per-detection data follow a track through it.
+    """
+
+    track_ids: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+    det_index: np.ndarray
+
+    def __post_init__(self) -> None:
+        if __debug__:
+            _check_array("Tracks", "boxes", self.boxes, np.float32, (None, 4))
+            m = len(self.boxes)
+            _check_array("Tracks", "track_ids", self.track_ids, np.int64, (m,))
+            _check_array("Tracks", "scores", self.scores, np.float32, (m,))
+            _check_array("Tracks", "class_ids", self.class_ids, np.int32, (m,))
+            _check_array("Tracks", "det_index", self.det_index, np.int32, (m,))
+            if m and len(np.unique(self.track_ids)) != m:
+                raise ContractError("Tracks.track_ids has duplicates; each track appears once per frame")
+            if m and (self.det_index < -1).any():
+                raise ContractError("Tracks.det_index must be a detection row or -1 (coasting)")
+
+    @classmethod
+    def empty(cls) -> "Tracks":
+        return cls(
+            track_ids=np.zeros((0,), np.int64),
+            boxes=np.zeros((0, 4), np.float32),
+            scores=np.zeros((0,), np.float32),
+            class_ids=np.zeros((0,), np.int32),
+            det_index=np.zeros((0,), np.int32),
+        )
+
+    def __len__(self) -> int:
+        return int(len(self.boxes))
+
+
+@dataclass(frozen=True, eq=False)
+class FrameResult:
+    """Everything the pipeline knows about one frame when it reaches the sinks."""
+
+    frame: Frame
+    detections: Detections
+    semantic: SemanticMap | None = None
+    tracks: Tracks | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if __debug__:
+            if not isinstance(self.frame, Frame):
+                raise ContractError(f"FrameResult.frame must be a Frame, got {type(self.frame).__name__}")
+            if not isinstance(self.detections, Detections):
+                raise ContractError(f"FrameResult.detections must be Detections, got {type(self.detections).__name__}")
+            h, w = self.frame.image.shape[:2]
+            if self.detections.masks is not None and self.detections.masks.shape[1:] != (h, w):
+                raise ContractError(
+                    f"FrameResult: masks are {self.detections.masks.shape[1:]} but the frame is {(h, w)}; "
+                    "masks must be pasted back to full-frame size"
+                )
+            if self.semantic is not None and self.semantic.labels.shape != (h, w):
+                raise ContractError(
+                    f"FrameResult: semantic labels are {self.semantic.labels.shape} but the frame is {(h, w)}"
+                )
+            if self.tracks is not None and len(self.tracks) and int(self.tracks.det_index.max()) >= len(self.detections):
+                raise ContractError("FrameResult: a track's det_index points past the frame's detections")

@@ -1,0 +1,1 @@
+"""Trident training: the multi-task model, its losses, datasets and evaluation."""
