@@ -1,0 +1,163 @@
+"""`TrackerConfig`: every threshold of SORT and ByteTrack in one frozen dataclass.
+
+Each field's comment says what moving it trades, so tuning is a decision and
+not a guess. Times are in seconds (the tracker runs on real `frame_time`), and
+`fps` converts a time gap into the nominal number of frames the Kalman filter
+predicts over.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
+
+from pipeline.types import TridentError
+
+__all__ = ["TrackerConfig", "ALGORITHMS"]
+
+ALGORITHMS = ("bytetrack", "sort")
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Settings of one tracker instance; build it with `make_tracker(config)`."""
+
+    # "bytetrack" (two-stage: high then low scores) or "sort" (one stage, high
+    # scores only). ByteTrack recovers occluded objects whose score drops;
+    # SORT is simpler and never lets a weak detection steer a track.
+    algorithm: str = "bytetrack"
+
+    # Nominal frame rate. A gap of g seconds is g*fps filter steps, so dropped
+    # frames and reconnects are predicted over the real time. Too low makes
+    # fast objects jump further than the filter expects per step.
+    fps: float = 30.0
+
+    # Detections at or above this score take part in the first association
+    # (and are the only ones SORT sees). Higher: fewer false tracks, more
+    # identities lost when confidence dips.
+    high_score: float = 0.5
+
+    # ByteTrack only: detections in [low_score, high_score) may extend an
+    # existing track in the second stage but never start one. Lower: more
+    # occluded objects kept, more risk of following clutter.
+    low_score: float = 0.1
+
+    # A detection needs at least this score to start a new track. Higher than
+    # high_score so a borderline detection extends tracks but does not spawn
+    # them; lower: objects are picked up sooner, more false tracks.
+    new_track_score: float = 0.6
+
+    # Minimum IoU between a predicted track box and a high-score detection to
+    # match them. Lower tolerates fast motion and poor predictions, higher
+    # avoids swapping identities between neighbours.
+    match_iou: float = 0.2
+
+    # ByteTrack second stage: minimum IoU for a low-score detection to extend
+    # a track. Kept stricter than match_iou because low scores are less
+    # trustworthy.
+    low_match_iou: float = 0.5
+
+    # Minimum IoU for a tentative (unconfirmed) track to take a detection.
+    # Higher: fewer false tracks born from flicker, slower confirmation of
+    # fast objects.
+    tentative_match_iou: float = 0.3
+
+    # Consecutive matched frames before a track is Confirmed and reported.
+    # Higher: fewer false positives, later first output for every object.
+    min_hits: int = 2
+
+    # Confirm every track born in the tracker's first frame at once (objects
+    # already in view when a stream starts). Off: the first min_hits-1 frames
+    # of each such object are missing from the output.
+    confirm_on_first_frame: bool = True
+
+    # How long (seconds) a Lost track may go unmatched before it is Removed.
+    # Longer: identities survive longer occlusions, more chance that a
+    # different object inherits a stale identity.
+    lost_buffer_s: float = 1.0
+
+    # Report Lost tracks (predicted box, det_index -1) for this many seconds
+    # after their last match. 0 reports only matched tracks, which is what
+    # MOT metrics reward; > 0 gives smoother overlays through short occlusions.
+    report_coasting_s: float = 0.0
+
+    # Only match tracks and detections of the same class. Off: a detector
+    # that flips classes between frames does not break identities, but
+    # objects of different classes can swap tracks.
+    class_aware: bool = True
+
+    # ByteTrack first stage: cost uses IoU * score instead of IoU, so confident
+    # detections win ties. Helps crowded scenes; can starve low-ish scores.
+    fuse_score: bool = False
+
+    # When > 0 and detections carry masks, association similarity blends box
+    # IoU with mask IoU against each track's last mask (weight of the mask
+    # term). Separates overlapping objects of different shape; costs one
+    # full-frame mask per track and a matrix product per frame.
+    mask_iou_weight: float = 0.0
+
+    # Detections narrower or shorter than this (pixels) are ignored: a
+    # zero-area box has no IoU with anything and would make the filter's
+    # size-scaled noise singular. Raise it to drop specks.
+    min_box_side: float = 1.0
+
+    # How many Removed tracks are remembered (for inspection). Bounded so a
+    # long-running stream never grows memory; ByteTrack's original list grew
+    # forever.
+    removed_history: int = 128
+
+    # Kalman process noise per nominal frame, as a fraction of box size:
+    # position jitter and velocity change. Higher: follows sudden motion,
+    # noisier boxes; lower: smoother boxes that lag on turns.
+    kf_position_std: float = 1.0 / 20.0
+    kf_velocity_std: float = 1.0 / 160.0
+
+    # Kalman measurement noise as a fraction of box size. Higher trusts the
+    # motion model over the detector (smoother, laggier boxes).
+    kf_measurement_std: float = 1.0 / 20.0
+
+    # Initial velocity uncertainty of a new track (fraction of box size per
+    # frame). Higher lets a new track learn its speed from the first matches
+    # faster, at the cost of wild first predictions.
+    kf_init_velocity_std: float = 10.0 / 160.0
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise TridentError(f"tracker algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}")
+        positive = ("fps", "kf_position_std", "kf_velocity_std", "kf_measurement_std", "kf_init_velocity_std")
+        for name in positive:
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise TridentError(f"tracker config {name} must be a finite number > 0, got {value!r}")
+        unit = ("high_score", "low_score", "new_track_score", "match_iou", "low_match_iou", "tentative_match_iou", "mask_iou_weight")
+        for name in unit:
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+                raise TridentError(f"tracker config {name} must be in [0, 1], got {value!r}")
+        if self.low_score > self.high_score:
+            raise TridentError(f"tracker config low_score ({self.low_score}) must not exceed high_score ({self.high_score})")
+        for name in ("lost_buffer_s", "report_coasting_s", "min_box_side"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise TridentError(f"tracker config {name} must be a finite number >= 0, got {value!r}")
+        for name in ("min_hits", "removed_history"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "min_hits" else 0):
+                raise TridentError(f"tracker config {name} must be an integer >= {1 if name == 'min_hits' else 0}, got {value!r}")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrackerConfig":
+        """Build from a mapping (a parsed YAML/JSON file); an unknown key is an error naming it."""
+        known = {f.name for f in fields(cls)}
+        for key in values:
+            if key not in known:
+                raise TridentError(f"unknown tracker config key {key!r}; known keys: {', '.join(sorted(known))}")
+        return cls(**dict(values))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def frames_between(self, seconds: float) -> float:
+        """Nominal filter steps in a gap of `seconds`."""
+        return seconds * self.fps
