@@ -1,0 +1,91 @@
+"""ONNX Runtime engine: the embedded default, CPU everywhere, CUDA / TensorRT EPs with onnxruntime-gpu."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from engines.base import as_numpy, check_images
+from engines.postprocess import RawOutputs
+from engines.spec import INPUT_NAME, SPEC_METADATA_KEY, ModelSpec
+from pipeline.types import TridentError
+
+
+def default_threads() -> int:
+    """Intra-op threads: the cores this process may use (cgroup/affinity aware), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def pick_providers(device: str, available: Sequence[str]) -> list[str]:
+    """Execution providers in priority order for `device` ("auto", "cpu", "cuda", "tensorrt")."""
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    wanted = {
+        "auto": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+        "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+        "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+    }.get(device)
+    if wanted is None:
+        raise TridentError(f"unknown device '{device}' for ONNX Runtime; use auto, cpu, cuda or tensorrt")
+    if device != "auto" and wanted[0] not in available:
+        raise TridentError(
+            f"ONNX Runtime has no {wanted[0]} here (available: {', '.join(available)}); "
+            "pip install onnxruntime-gpu (and uninstall onnxruntime) on a CUDA machine, or use --device cpu"
+        )
+    return [p for p in wanted if p in available]
+
+
+def read_spec(model_path: Path, metadata: dict[str, str]) -> ModelSpec:
+    text = metadata.get(SPEC_METADATA_KEY)
+    if text is None:
+        raise TridentError(
+            f"{model_path.name} carries no Trident model spec (metadata '{SPEC_METADATA_KEY}'); "
+            "export it with `trident export` so class names and input size travel with it"
+        )
+    return ModelSpec.from_json(text, where=model_path.name)
+
+
+class OnnxRuntimeEngine:
+    def __init__(self, path: str | Path, device: str = "auto", threads: int | None = None):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = threads or default_threads()
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3  # errors only; warnings about unused initialisers are noise to users
+        self.providers = pick_providers(device, ort.get_available_providers())
+        try:
+            self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=self.providers)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/InvalidGraph types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TridentError(
+                f"{self.path.name} is not a loadable ONNX model ({first[:200]}); the file may be truncated or corrupt - "
+                "re-export it with `trident export`"
+            ) from None
+        self.spec = read_spec(self.path, self.session.get_modelmeta().custom_metadata_map)
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        if [i.name for i in self.session.get_inputs()] != [INPUT_NAME]:
+            raise TridentError(f"{self.path.name} must have one input named '{INPUT_NAME}'; re-export it with `trident export`")
+
+    def infer(self, images: Any) -> RawOutputs:
+        check_images(images, self.spec, self.path.name)
+        feed = np.ascontiguousarray(as_numpy(images))
+        outputs = self.session.run(self.output_names, {INPUT_NAME: feed})
+        return RawOutputs.from_sequence(self.output_names, outputs)
+
+    def close(self) -> None:
+        self.session = None
+
+    def __enter__(self) -> "OnnxRuntimeEngine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

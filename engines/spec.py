@@ -1,0 +1,87 @@
+"""ModelSpec: what an inference artifact needs to be used correctly, carried inside it.
+
+The spec travels with every artifact (ONNX metadata property `trident.spec`,
+a JSON sidecar next to a TensorRT plan, the checkpoint's config), so an
+engine never has to be told the class names or the input size separately and
+a mismatch is caught when the file is opened, not as garbage detections.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from pipeline.types import TridentError
+
+SPEC_METADATA_KEY = "trident.spec"
+SPEC_FORMAT = 1
+
+# Output names of MultiTaskNet.export_forward, in order; a model without a head omits its outputs.
+OUTPUT_NAMES: tuple[str, ...] = ("boxes", "scores", "mask_coeffs", "protos", "sem_logits")
+INPUT_NAME = "images"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    input_hw: tuple[int, int]  # (height, width) of the network input, multiples of 32
+    class_names: tuple[str, ...]  # thing classes of the detection head
+    sem_class_names: tuple[str, ...] = ()  # semantic classes incl. background; empty without a sem head
+    output_names: tuple[str, ...] = ("boxes", "scores")
+    batch_range: tuple[int, int, int] = (1, 1, 8)  # min, opt, max batch the artifact accepts
+    num_protos: int = 0
+    precision: str = "fp32"
+    source: str = ""  # checkpoint or ONNX file the artifact was made from, for humans
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        h, w = self.input_hw
+        if h <= 0 or w <= 0 or h % 32 or w % 32:
+            raise TridentError(f"ModelSpec.input_hw must be positive multiples of 32, got {self.input_hw}")
+        lo, opt, hi = self.batch_range
+        if not 1 <= lo <= opt <= hi:
+            raise TridentError(f"batch range must satisfy 1 <= min <= opt <= max, got {self.batch_range}")
+        unknown = set(self.output_names) - set(OUTPUT_NAMES)
+        if unknown:
+            raise TridentError(f"unknown output names {sorted(unknown)}; expected a subset of {OUTPUT_NAMES}")
+        if "boxes" in self.output_names and not self.class_names:
+            raise TridentError("a detection model needs class_names")
+        if "sem_logits" in self.output_names and not self.sem_class_names:
+            raise TridentError("a semantic model needs sem_class_names")
+
+    @property
+    def has_masks(self) -> bool:
+        return "mask_coeffs" in self.output_names and "protos" in self.output_names
+
+    @property
+    def has_semantic(self) -> bool:
+        return "sem_logits" in self.output_names
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["format"] = SPEC_FORMAT
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "spec") -> "ModelSpec":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise TridentError(f"{where}: model spec is not valid JSON ({exc.msg}); re-export the model") from None
+        if not isinstance(data, dict):
+            raise TridentError(f"{where}: model spec must be a JSON object; re-export the model")
+        if data.pop("format", None) != SPEC_FORMAT:
+            raise TridentError(f"{where}: model spec format is not {SPEC_FORMAT}; re-export the model with this Trident version")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TridentError(f"{where}: unknown model spec key(s) {unknown}; re-export the model with this Trident version")
+        for key in ("input_hw", "class_names", "sem_class_names", "output_names", "batch_range"):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+    def check_batch(self, batch: int) -> None:
+        lo, _, hi = self.batch_range
+        if not lo <= batch <= hi:
+            raise TridentError(f"batch of {batch} frames is outside this engine's range {lo}..{hi}; rebuild with --batch-range")

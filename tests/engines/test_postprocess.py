@@ -1,0 +1,110 @@
+"""The shared post-process: thresholds, NMS, masks and semantic maps back in frame pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engines.postprocess import PostprocessConfig, RawOutputs, postprocess
+from engines.spec import ModelSpec
+from pipeline.types import Letterbox, TridentError
+
+INPUT_HW = (64, 96)
+SPEC = ModelSpec(
+    input_hw=INPUT_HW,
+    class_names=("a", "b"),
+    sem_class_names=("bg", "top"),
+    output_names=("boxes", "scores", "mask_coeffs", "protos", "sem_logits"),
+    num_protos=1,
+)
+
+
+def _raw(boxes, scores, coeffs=None, batch=1):
+    a = len(boxes)
+    protos = np.ones((batch, 1, 16, 24), np.float32)
+    sem = np.zeros((batch, 2, 16, 24), np.float32)
+    sem[:, 1, :8] = 5.0  # class "top" on input rows 0..31
+    coeffs = np.full((a, 1), 10.0, np.float32) if coeffs is None else np.asarray(coeffs, np.float32)
+    rep = lambda x: np.repeat(np.asarray(x, np.float32)[None], batch, 0)  # noqa: E731
+    return RawOutputs(boxes=rep(boxes), scores=rep(scores), mask_coeffs=rep(coeffs), protos=protos, sem_logits=sem)
+
+
+# a 32x96 frame letterboxed into 64x96: scale 1, 16 rows of padding on top and bottom
+LB = Letterbox.fit((32, 96), INPUT_HW)
+
+
+def test_letterbox_fit_centres_the_frame():
+    assert (LB.scale, LB.pad_x, LB.pad_y) == (1.0, 0.0, 16.0)
+    lb = Letterbox.fit((384, 640), (640, 640))
+    assert (lb.scale, lb.pad_x, lb.pad_y, lb.resized_hw) == (1.0, 0.0, 128.0, (384, 640))
+    boxes = np.array([[10.5, 20.25, 100.0, 200.0]], np.float32)
+    np.testing.assert_allclose(Letterbox.fit((480, 640), (384, 640)).boxes_to_frame(Letterbox.fit((480, 640), (384, 640)).boxes_to_input(boxes)), boxes, atol=1e-4)
+
+
+def test_boxes_are_mapped_back_to_frame_pixels_with_masks_inside_them():
+    (dets, sem), = postprocess(_raw([[10, 20, 30, 40]], [[0.9, 0.1]]), SPEC, [LB])
+    np.testing.assert_allclose(dets.boxes, [[10, 4, 30, 24]])
+    assert dets.class_ids.tolist() == [0] and dets.scores[0] == pytest.approx(0.9)
+    assert dets.masks.shape == (1, 32, 96)
+    assert dets.masks.sum() == 20 * 20  # the whole box, nothing outside it
+    assert dets.masks[0, 4:24, 10:30].all()
+
+
+def test_negative_mask_coefficients_give_empty_masks():
+    (dets, _), = postprocess(_raw([[10, 20, 30, 40]], [[0.9, 0.1]], coeffs=[[-10.0]]), SPEC, [LB])
+    assert dets.masks.sum() == 0
+
+
+def test_semantic_map_drops_the_padding_and_has_frame_size():
+    (_, sem), = postprocess(_raw([[10, 20, 30, 40]], [[0.9, 0.1]]), SPEC, [LB])
+    assert sem.labels.shape == (32, 96) and sem.class_names == ("bg", "top")
+    # input rows 16..31 are "top" -> frame rows 0..15; input rows 32..47 -> frame rows 16..31 "bg"
+    assert (sem.labels[:14] == 1).all() and (sem.labels[18:] == 0).all()
+
+
+def test_nms_is_per_class_unless_class_agnostic():
+    boxes = [[10, 20, 30, 40], [11, 20, 31, 40], [50, 20, 70, 40]]
+    scores = [[0.9, 0.0], [0.0, 0.8], [0.7, 0.0]]
+    (dets, _), = postprocess(_raw(boxes, scores), SPEC, [LB])
+    assert sorted(dets.class_ids.tolist()) == [0, 0, 1] and len(dets) == 3
+    (agn, _), = postprocess(_raw(boxes, scores), SPEC, [LB], PostprocessConfig(class_agnostic=True))
+    assert len(agn) == 2 and agn.scores.tolist() == pytest.approx([0.9, 0.7])
+    same = [[0.9, 0.0], [0.8, 0.0], [0.7, 0.0]]
+    (dup, _), = postprocess(_raw(boxes, same), SPEC, [LB])
+    assert len(dup) == 2  # the overlapping same-class pair collapses to its best box
+
+
+def test_score_threshold_and_max_detections():
+    boxes = [[10 * i, 20, 10 * i + 8, 40] for i in range(9)]
+    scores = [[0.1 * i, 0.0] for i in range(1, 10)]
+    (dets, _), = postprocess(_raw(boxes, scores), SPEC, [LB], PostprocessConfig(score_threshold=0.45))
+    assert len(dets) == 5 and dets.scores.min() > 0.45
+    (top, _), = postprocess(_raw(boxes, scores), SPEC, [LB], PostprocessConfig(score_threshold=0.0, max_detections=3))
+    assert top.scores.tolist() == pytest.approx([0.9, 0.8, 0.7])
+
+
+def test_no_candidates_give_empty_detections_with_mask_shape():
+    (dets, sem), = postprocess(_raw([[10, 20, 30, 40]], [[0.01, 0.02]]), SPEC, [LB])
+    assert len(dets) == 0 and dets.masks.shape == (0, 32, 96) and sem is not None
+
+
+def test_a_box_wholly_inside_the_padding_is_dropped():
+    (dets, _), = postprocess(_raw([[10, 0, 30, 10], [10, 20, 30, 40]], [[0.9, 0.0], [0.8, 0.0]]), SPEC, [LB])
+    assert len(dets) == 1 and dets.scores[0] == pytest.approx(0.8)
+
+
+def test_batch_results_follow_their_own_letterbox():
+    other = Letterbox.fit((64, 96), INPUT_HW)
+    results = postprocess(_raw([[10, 20, 30, 40]], [[0.9, 0.1]], batch=2), SPEC, [LB, other])
+    np.testing.assert_allclose(results[0][0].boxes, [[10, 4, 30, 24]])
+    np.testing.assert_allclose(results[1][0].boxes, [[10, 20, 30, 40]])
+    assert results[1][0].masks.shape == (1, 64, 96)
+
+
+def test_mismatches_are_clear_errors():
+    with pytest.raises(TridentError, match="2 letterbox records"):
+        postprocess(_raw([[10, 20, 30, 40]], [[0.9, 0.1]]), SPEC, [LB, LB])
+    with pytest.raises(TridentError, match="outputs 3 classes but its spec names 2"):
+        postprocess(_raw([[10, 20, 30, 40]], [[0.9, 0.1, 0.0]]), SPEC, [LB])
+    with pytest.raises(TridentError, match="score_threshold"):
+        PostprocessConfig(score_threshold=1.5)
