@@ -1,0 +1,194 @@
+"""Pipeline metrics: per-stage latency, end-to-end latency, FPS per stream, drops, reconnects.
+
+Latencies keep a bounded window of recent samples (percentiles of the last
+`window` values) plus running count and sum (Prometheus summary semantics),
+so memory stays flat on a stream that runs for weeks.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+STAGES = ("decode", "preprocess", "infer", "postprocess", "track", "sink", "end_to_end")
+
+
+class LatencyWindow:
+    def __init__(self, window: int = 4096):
+        self._values: collections.deque[float] = collections.deque(maxlen=window)
+        self.count = 0
+        self.total = 0.0
+        self._lock = threading.Lock()
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self._values.append(seconds)
+            self.count += 1
+            self.total += seconds
+
+    def percentiles(self, qs: tuple[float, ...] = (50, 90, 99)) -> dict[str, float]:
+        with self._lock:
+            values = np.fromiter(self._values, float, len(self._values))
+        if values.size == 0:
+            return {f"p{int(q)}_ms": float("nan") for q in qs}
+        return {f"p{int(q)}_ms": float(np.percentile(values, q) * 1e3) for q in qs}
+
+
+@dataclass
+class StreamCounters:
+    frames: int = 0
+    first_wall: float = 0.0
+    last_wall: float = 0.0
+    dropped: int = 0
+    reconnects: int = 0
+    stalls: int = 0
+    state: str = ""
+    error: str | None = None
+    latency: LatencyWindow = field(default_factory=LatencyWindow)
+
+    @property
+    def fps(self) -> float:
+        span = self.last_wall - self.first_wall
+        return (self.frames - 1) / span if self.frames > 1 and span > 0 else 0.0
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.stages = {s: LatencyWindow() for s in STAGES}
+        self.streams: dict[str, StreamCounters] = {}
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+        self._probes: list[Callable[["Metrics"], None]] = []  # refresh gauges (queue drops, source states) on read
+
+    def add_probe(self, probe: Callable[["Metrics"], None]) -> None:
+        self._probes.append(probe)
+
+    def stream(self, stream_id: str) -> StreamCounters:
+        with self._lock:
+            if stream_id not in self.streams:
+                self.streams[stream_id] = StreamCounters()
+            return self.streams[stream_id]
+
+    def stage(self, name: str, seconds: float) -> None:
+        self.stages[name].add(seconds)
+
+    def frame_done(self, stream_id: str, wall_time_decoded: float) -> None:
+        now = time.time()
+        counters = self.stream(stream_id)
+        counters.frames += 1
+        counters.first_wall = counters.first_wall or now
+        counters.last_wall = now
+        e2e = max(0.0, now - wall_time_decoded)
+        counters.latency.add(e2e)
+        self.stages["end_to_end"].add(e2e)
+
+    def summary(self) -> dict[str, Any]:
+        for probe in self._probes:
+            probe(self)
+        return {
+            "elapsed_s": round(time.monotonic() - self.started, 3),
+            "stages": {name: {"count": w.count, "mean_ms": (w.total / w.count * 1e3) if w.count else float("nan"), **w.percentiles()} for name, w in self.stages.items()},
+            "streams": {
+                sid: {
+                    "frames": c.frames,
+                    "fps": round(c.fps, 2),
+                    "dropped": c.dropped,
+                    "reconnects": c.reconnects,
+                    "stalls": c.stalls,
+                    "state": c.state,
+                    "error": c.error,
+                    "latency": c.latency.percentiles(),
+                }
+                for sid, c in sorted(self.streams.items())
+            },
+        }
+
+    def write_json(self, path: str | Path) -> None:
+        Path(path).write_text(_dumps(self.summary()))
+
+    def format_table(self) -> str:
+        s = self.summary()
+        lines = [f"{'stage':<12} {'count':>7} {'mean ms':>9} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9}"]
+        for name, st in s["stages"].items():
+            if st["count"]:
+                lines.append(f"{name:<12} {st['count']:>7} {st['mean_ms']:>9.2f} {st['p50_ms']:>9.2f} {st['p90_ms']:>9.2f} {st['p99_ms']:>9.2f}")
+        lines.append("")
+        lines.append(f"{'stream':<28} {'frames':>7} {'fps':>7} {'dropped':>8} {'reconn':>7} {'e2e p50 ms':>11}  state")
+        for sid, st in s["streams"].items():
+            lines.append(
+                f"{sid[:28]:<28} {st['frames']:>7} {st['fps']:>7.1f} {st['dropped']:>8} {st['reconnects']:>7} "
+                f"{st['latency']['p50_ms']:>11.1f}  {st['state']}{' - ' + st['error'] if st['error'] else ''}"
+            )
+        return "\n".join(lines)
+
+    def prometheus_text(self) -> str:
+        s = self.summary()
+        out = [
+            "# HELP trident_stage_latency_seconds Latency of each pipeline stage.",
+            "# TYPE trident_stage_latency_seconds summary",
+        ]
+        for name, w in self.stages.items():
+            for q, v in w.percentiles().items():
+                if v == v:  # not NaN
+                    out.append(f'trident_stage_latency_seconds{{stage="{name}",quantile="0.{q[1:3]}"}} {v / 1e3:.6f}')
+            out.append(f'trident_stage_latency_seconds_count{{stage="{name}"}} {w.count}')
+            out.append(f'trident_stage_latency_seconds_sum{{stage="{name}"}} {w.total:.6f}')
+        for metric, key, kind in (("frames_total", "frames", "counter"), ("fps", "fps", "gauge"), ("dropped_frames_total", "dropped", "counter"), ("reconnects_total", "reconnects", "counter")):
+            out.append(f"# TYPE trident_stream_{metric} {kind}")
+            for sid, st in s["streams"].items():
+                out.append(f'trident_stream_{metric}{{stream="{sid}"}} {st[key]}')
+        return "\n".join(out) + "\n"
+
+
+def _dumps(data: Any) -> str:
+    """JSON with NaN (no samples yet) written as null, which every JSON reader accepts."""
+
+    def clean(x: Any) -> Any:
+        if isinstance(x, float) and x != x:
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [clean(v) for v in x]
+        return x
+
+    return json.dumps(clean(data), indent=2)
+
+
+class PrometheusServer:
+    """`GET /metrics` on 127.0.0.1:port in a daemon thread; stopped by `close()`."""
+
+    def __init__(self, metrics: Metrics, port: int, host: str = "127.0.0.1"):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                if self.path.rstrip("/") != "/metrics":
+                    self.send_error(404)
+                    return
+                body = metrics.prometheus_text().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, name="prometheus", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5)

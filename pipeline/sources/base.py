@@ -1,0 +1,155 @@
+"""A source is one thread that decodes one stream into a bounded queue.
+
+It is a small state machine, CONNECTING -> STREAMING -> RECONNECTING -> CLOSED,
+that tells retryable errors (a camera that dropped, a read that timed out)
+from fatal ones (a file that does not exist, a retry budget spent). It never
+invents frames during an outage: the gap shows up as a jump in `Frame.pts`,
+which the tracker uses to predict over the real elapsed time.
+
+Whatever happens, the thread puts an `EndOfStream` in its queue in `finally`,
+so a consumer never waits forever on a source that died.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipeline.queues import BoundedQueue
+from pipeline.sources.uri import redact
+from pipeline.types import Frame, TridentError
+
+log = logging.getLogger("trident.source")
+
+
+class SourceState(enum.Enum):
+    CONNECTING = "connecting"
+    STREAMING = "streaming"
+    RECONNECTING = "reconnecting"
+    CLOSED = "closed"
+
+
+class RetryableError(TridentError):
+    """The stream may come back: reconnect after a backoff."""
+
+
+class FatalError(TridentError):
+    """Retrying cannot help (bad path, not a video, retry budget spent)."""
+
+
+@dataclass(frozen=True)
+class EndOfStream:
+    """Last item a source puts in its queue. `error` is None when the stream ended normally."""
+
+    stream_id: str
+    error: str | None = None
+    frames: int = 0
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    uri: str
+    stream_id: str = ""  # default: derived from the uri, password-free
+    kind: str = "auto"  # auto | file | rtsp | webcam | gstreamer
+    queue_size: int = 0  # 0: 16 for files, 4 for live sources
+    queue_policy: str = ""  # "": block for files (lose nothing), drop_oldest for live (bounded latency)
+    rtsp_transport: str = "tcp"  # tcp survives packet loss; udp has lower latency on clean networks
+    open_timeout_s: float = 10.0  # connecting to a camera that does not answer gives up after this
+    read_timeout_s: float = 5.0  # no frame for this long while streaming = stalled: reconnect
+    reconnect_initial_s: float = 0.5  # first backoff; doubles each failed attempt
+    reconnect_max_s: float = 10.0  # backoff cap: how soon a camera that comes back is picked up again
+    max_reconnects: int = -1  # consecutive failed attempts before giving up; -1 = never give up
+    max_frames: int = 0  # stop after this many frames (0 = until the end)
+    decoder: str = "pyav"  # pyav | opencv (files and network streams)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("auto", "file", "rtsp", "webcam", "gstreamer"):
+            raise TridentError(f"source kind must be auto, file, rtsp, webcam or gstreamer, got {self.kind!r}")
+        if self.rtsp_transport not in ("tcp", "udp"):
+            raise TridentError(f"rtsp_transport must be tcp or udp, got {self.rtsp_transport!r}")
+        if self.open_timeout_s <= 0 or self.read_timeout_s <= 0:
+            raise TridentError("open_timeout_s and read_timeout_s must be > 0")
+        if not 0 < self.reconnect_initial_s <= self.reconnect_max_s:
+            raise TridentError("reconnect backoff must satisfy 0 < reconnect_initial_s <= reconnect_max_s")
+        if self.decoder not in ("pyav", "opencv"):
+            raise TridentError(f"decoder must be pyav or opencv, got {self.decoder!r}")
+
+
+@dataclass
+class SourceStats:
+    frames: int = 0
+    reconnects: int = 0
+    stalls: int = 0
+    gaps: list[float] = field(default_factory=list)  # seconds without frames, per outage
+    state_changes: list[tuple[float, str]] = field(default_factory=list)
+
+
+class Source:
+    """Base class: subclasses implement `_produce()`, calling `self._emit(image, pts)` per frame."""
+
+    live = False
+
+    def __init__(self, cfg: SourceConfig, stream_id: str, queue: BoundedQueue, stop: threading.Event):
+        self.cfg, self.stream_id, self.queue, self.stop_event = cfg, stream_id, queue, stop
+        self.state = SourceState.CONNECTING
+        self.stats = SourceStats()
+        self.error: str | None = None
+        self.total_frames: int | None = None  # known for files, for progress bars
+        self._index = 0
+        self._thread = threading.Thread(target=self._run, name=f"source-{stream_id}", daemon=True)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> "Source":
+        self._thread.start()
+        return self
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _set_state(self, state: SourceState) -> None:
+        if state != self.state:
+            self.state = state
+            self.stats.state_changes.append((time.monotonic(), state.value))
+            log.info("%s: %s", self.stream_id, state.value)
+
+    def _run(self) -> None:
+        try:
+            self._produce()
+        except TridentError as exc:
+            self.error = redact(str(exc))
+            log.error("%s: %s", self.stream_id, self.error)
+        except Exception as exc:  # a decoder bug must still end the stream cleanly, with its reason
+            self.error = redact(f"{type(exc).__name__}: {exc}")
+            log.exception("%s: source failed", self.stream_id)
+        finally:
+            self._set_state(SourceState.CLOSED)
+            # The sentinel must arrive even behind a slow consumer (a closed queue ignores it);
+            # the timeout only guards against a consumer that died without closing the queue.
+            try:
+                self.queue.put(EndOfStream(self.stream_id, self.error, self.stats.frames), timeout=60.0)
+            except TimeoutError:
+                log.error("%s: nobody is reading the queue; end of stream not delivered", self.stream_id)
+
+    # --- helpers for subclasses ----------------------------------------------------------------
+    def _emit(self, image: np.ndarray, pts: float) -> bool:
+        """Queue one frame. Returns False when the source should stop."""
+        if self.stop_event.is_set():
+            return False
+        frame = Frame(self.stream_id, self._index, float(pts), image, time.time())
+        if not self.queue.put(frame, stop=self.stop_event):
+            return False
+        self._index += 1
+        self.stats.frames += 1
+        return not (self.cfg.max_frames and self.stats.frames >= self.cfg.max_frames)
+
+    def _sleep(self, seconds: float) -> bool:
+        """Back off, waking early on stop. Returns False when stopped."""
+        return not self.stop_event.wait(seconds)

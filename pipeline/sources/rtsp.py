@@ -1,0 +1,124 @@
+"""Network cameras (RTSP and other FFmpeg network inputs) with reconnect and a stall watchdog.
+
+Opening and reading go through PyAV with FFmpeg's interrupt timeouts
+(`timeout=(open, read)`), so no call can block for longer than its timeout.
+A watchdog thread watches the time since the last frame and marks the source
+stalled as soon as it passes `read_timeout_s`, for the state machine and the
+metrics; FFmpeg's read timeout then ends the blocked read and the source
+reopens the stream with capped exponential backoff.
+
+Timestamps of live frames are seconds since the source started (monotonic
+clock), so an outage appears as a real gap in `Frame.pts`; the camera's own
+timestamps restart on every reconnect and cannot be trusted across one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from pipeline.sources.base import FatalError, Source, SourceState
+from pipeline.sources.uri import redact
+
+log = logging.getLogger("trident.source")
+
+STALL_GRACE_S = 0.5
+
+
+class RtspSource(Source):
+    live = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._last_frame = time.monotonic()
+        self.stall_detected_at: float | None = None  # monotonic time the watchdog flagged the last stall
+        self._watchdog = threading.Thread(target=self._watch, name=f"watchdog-{self.stream_id}", daemon=True)
+
+    def start(self) -> "RtspSource":
+        super().start()
+        self._watchdog.start()
+        return self
+
+    def _watch(self) -> None:
+        period = min(0.25, self.cfg.read_timeout_s / 4)
+        while not self.stop_event.wait(period) and self.state != SourceState.CLOSED:
+            silent = time.monotonic() - self._last_frame
+            if self.state == SourceState.STREAMING and silent > self.cfg.read_timeout_s:
+                self._flag_stall()
+
+    def _flag_stall(self) -> None:
+        silent = time.monotonic() - self._last_frame
+        if self.stall_detected_at is None and silent >= self.cfg.read_timeout_s:
+            self.stall_detected_at = self._last_frame + self.cfg.read_timeout_s
+            self.stats.stalls += 1
+            log.warning("%s: stalled, no frame for %.1f s", self.stream_id, silent)
+
+    def _open(self):
+        import av
+
+        options = {"rtsp_transport": self.cfg.rtsp_transport} if self.cfg.uri.lower().startswith("rtsp") else {}
+        # FFmpeg's read timeout trails the watchdog by a little, so a stall is flagged before the read is cut
+        read_timeout = self.cfg.read_timeout_s + STALL_GRACE_S
+        return av.open(self.cfg.uri, mode="r", options=options, timeout=(self.cfg.open_timeout_s, read_timeout))
+
+    def _produce(self) -> None:
+        import av
+
+        started = time.monotonic()
+        failures, backoff = 0, self.cfg.reconnect_initial_s
+        outage_since: float | None = None
+        safe_uri = redact(self.cfg.uri)
+        while not self.stop_event.is_set():
+            self._set_state(SourceState.CONNECTING if self.stats.frames == 0 and failures == 0 else SourceState.RECONNECTING)
+            got_frame = False
+            try:
+                container = self._open()
+            except (av.error.FFmpegError, OSError) as exc:
+                reason = redact(_short(exc))
+            else:
+                with container:
+                    if not container.streams.video:
+                        raise FatalError(f"{safe_uri} has no video stream")
+                    stream = container.streams.video[0]
+                    stream.thread_type = "AUTO"
+                    self._set_state(SourceState.STREAMING)
+                    self._last_frame = time.monotonic()
+                    try:
+                        for frame in container.decode(stream):
+                            now = time.monotonic()
+                            if not got_frame:
+                                got_frame, failures, backoff = True, 0, self.cfg.reconnect_initial_s
+                                if outage_since is not None:
+                                    self.stats.gaps.append(now - outage_since)
+                                    outage_since = None
+                            self._last_frame = now
+                            self.stall_detected_at = None
+                            if not self._emit(frame.to_ndarray(format="bgr24"), now - started):
+                                return
+                        reason = "the stream ended"
+                    except (av.error.FFmpegError, OSError) as exc:
+                        reason = redact(_short(exc))
+                        self._flag_stall()
+            if self.stop_event.is_set():
+                return
+            if outage_since is None:
+                outage_since = self._last_frame if self.stats.frames else time.monotonic()
+            if not got_frame:
+                failures += 1
+                if 0 <= self.cfg.max_reconnects < failures:
+                    raise FatalError(
+                        f"camera {safe_uri} unreachable after {failures} attempt(s) ({reason}); "
+                        "check the address, port, credentials and network, or raise max_reconnects"
+                    )
+            self.stats.reconnects += 1
+            self._set_state(SourceState.RECONNECTING)
+            log.warning("%s: %s; reconnecting in %.1f s", self.stream_id, reason, backoff)
+            if not self._sleep(backoff):
+                return
+            backoff = min(backoff * 2, self.cfg.reconnect_max_s)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
