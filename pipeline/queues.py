@@ -25,7 +25,7 @@ class Closed(Exception):
 
 
 class BoundedQueue(Generic[T]):
-    def __init__(self, maxsize: int, policy: str = "block", name: str = "queue"):
+    def __init__(self, maxsize: int, policy: str = "block", name: str = "queue", wakeup: threading.Event | None = None):
         if maxsize < 1:
             raise TridentError(f"{name}: queue size must be >= 1, got {maxsize}")
         if policy not in POLICIES:
@@ -38,6 +38,7 @@ class BoundedQueue(Generic[T]):
         self._closed = False
         self.dropped = 0
         self.max_depth = 0
+        self.wakeup = wakeup  # optional event set on every put: lets one consumer wait on many queues
 
     def put(self, item: T, timeout: float | None = None, stop: threading.Event | None = None) -> bool:
         """Add an item. Returns False if it was not added (stop was set, or the queue is closed).
@@ -63,7 +64,9 @@ class BoundedQueue(Generic[T]):
             self._items.append(item)
             self.max_depth = max(self.max_depth, len(self._items))
             self._not_empty.notify()
-            return True
+        if self.wakeup is not None:
+            self.wakeup.set()
+        return True
 
     def get(self, timeout: float | None = None) -> T:
         """Next item; raises queue_mod.Empty-like TimeoutError after `timeout`, Closed when closed and drained."""
@@ -86,6 +89,8 @@ class BoundedQueue(Generic[T]):
             self._closed = True
             self._not_empty.notify_all()
             self._not_full.notify_all()
+        if self.wakeup is not None:
+            self.wakeup.set()
 
     @property
     def closed(self) -> bool:

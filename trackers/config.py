@@ -35,8 +35,10 @@ class TrackerConfig:
 
     # Detections at or above this score take part in the first association
     # (and are the only ones SORT sees). Higher: fewer false tracks, more
-    # identities lost when confidence dips.
-    high_score: float = 0.5
+    # identities lost when confidence dips. 0.4 (ByteTrack's paper uses 0.5-0.6
+    # for a strong detector) because small real-time models score partly
+    # occluded objects lower; see benchmarks/eval_trackers_synth.py.
+    high_score: float = 0.4
 
     # ByteTrack only: detections in [low_score, high_score) may extend an
     # existing track in the second stage but never start one. Lower: more
@@ -46,7 +48,7 @@ class TrackerConfig:
     # A detection needs at least this score to start a new track. Higher than
     # high_score so a borderline detection extends tracks but does not spawn
     # them; lower: objects are picked up sooner, more false tracks.
-    new_track_score: float = 0.6
+    new_track_score: float = 0.5
 
     # Minimum IoU between a predicted track box and a high-score detection to
     # match them. Lower tolerates fast motion and poor predictions, higher
@@ -82,6 +84,12 @@ class TrackerConfig:
     # MOT metrics reward; > 0 gives smoother overlays through short occlusions.
     report_coasting_s: float = 0.0
 
+    # Report the Kalman-filtered box of a matched track instead of the
+    # detector's box. Filtered boxes are steadier (less detector jitter);
+    # detector boxes line up exactly with the detection's mask and follow
+    # sudden changes at once.
+    output_filtered_boxes: bool = True
+
     # Only match tracks and detections of the same class. Off: a detector
     # that flips classes between frames does not break identities, but
     # objects of different classes can swap tracks.
@@ -107,10 +115,14 @@ class TrackerConfig:
     # forever.
     removed_history: int = 128
 
-    # Kalman process noise per nominal frame, as a fraction of box size:
-    # position jitter and velocity change. Higher: follows sudden motion,
-    # noisier boxes; lower: smoother boxes that lag on turns.
+    # Kalman process noise of the position per nominal frame, as a fraction
+    # of box size. Higher: follows sudden moves, noisier boxes; lower:
+    # smoother boxes that lag behind.
     kf_position_std: float = 1.0 / 20.0
+
+    # Kalman process noise of the velocity per nominal frame (fraction of box
+    # size). Higher: adapts to turns and braking faster, but predictions over
+    # a gap wander more; lower: steadier extrapolation through occlusions.
     kf_velocity_std: float = 1.0 / 160.0
 
     # Kalman measurement noise as a fraction of box size. Higher trusts the

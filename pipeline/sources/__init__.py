@@ -24,7 +24,7 @@ __all__ = [
 LIVE_QUEUE, FILE_QUEUE = 4, 16
 
 
-def make_source(cfg: SourceConfig, stop: threading.Event, stream_id: str | None = None) -> Source:
+def make_source(cfg: SourceConfig, stop: threading.Event, stream_id: str | None = None, wakeup: threading.Event | None = None) -> Source:
     """The source for cfg.uri, with its own bounded queue (policy by kind unless configured)."""
     kind = classify(cfg.uri) if cfg.kind == "auto" else cfg.kind
     if kind == "file":
@@ -38,4 +38,4 @@ def make_source(cfg: SourceConfig, stop: threading.Event, stream_id: str | None 
     sid = stream_id or cfg.stream_id or stream_name(cfg.uri)
     policy = cfg.queue_policy or ("drop_oldest" if cls.live else "block")
     size = cfg.queue_size or (LIVE_QUEUE if cls.live else FILE_QUEUE)
-    return cls(cfg, sid, BoundedQueue(size, policy, name=f"{sid}.frames"), stop)
+    return cls(cfg, sid, BoundedQueue(size, policy, name=f"{sid}.frames", wakeup=wakeup), stop)

@@ -1,0 +1,97 @@
+"""Collect frames from many streams into engine batches.
+
+A batch closes when it holds `max_batch` frames or `max_wait_ms` after its
+first frame arrived, whichever comes first: a larger wait fills batches on
+many slow cameras (throughput), a smaller one keeps a single camera's
+latency low. Streams are visited round-robin so a fast file cannot starve a
+camera, and each stream's frames keep their order (one queue per stream,
+read front to back).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from pipeline.queues import BoundedQueue, Closed
+from pipeline.sources.base import EndOfStream
+from pipeline.types import Frame, TridentError
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    max_batch: int = 4  # frames per engine call; bounded by the engine's batch range
+    max_wait_ms: float = 5.0  # how long a partial batch waits for more frames
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1:
+            raise TridentError(f"max_batch must be >= 1, got {self.max_batch}")
+        if self.max_wait_ms < 0:
+            raise TridentError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
+
+
+class Batcher:
+    def __init__(self, queues: dict[str, BoundedQueue], cfg: BatchConfig, wakeup: threading.Event):
+        self.queues = dict(queues)
+        self.cfg = cfg
+        self.wakeup = wakeup  # set by producers on every put, so an idle batcher sleeps instead of polling
+        self._order = list(self.queues)
+        self._next = 0
+
+    @property
+    def active(self) -> bool:
+        return bool(self.queues)
+
+    def _take_one(self, stream_id: str) -> Frame | EndOfStream | None:
+        try:
+            return self.queues[stream_id].get(timeout=0)
+        except TimeoutError:
+            return None
+        except Closed:
+            return EndOfStream(stream_id, "queue closed")
+
+    def next_batch(self, stop: threading.Event | None = None) -> tuple[list[Frame], list[EndOfStream]]:
+        """Up to max_batch frames in per-stream order, and the streams that ended meanwhile.
+
+        Returns ([], []) only when stopped or when every stream has ended.
+        """
+        frames: list[Frame] = []
+        ended: list[EndOfStream] = []
+        deadline: float | None = None
+        while self.queues and len(frames) < self.cfg.max_batch:
+            self.wakeup.clear()
+            progressed = False
+            for _ in range(len(self._order)):
+                if len(frames) >= self.cfg.max_batch:
+                    break
+                sid = self._order[self._next % len(self._order)]
+                self._next += 1
+                item = self._take_one(sid)
+                if item is None:
+                    continue
+                progressed = True
+                if isinstance(item, EndOfStream):
+                    ended.append(item)
+                    del self.queues[sid]
+                    self._order.remove(sid)
+                    self._next = 0
+                    if not self._order:
+                        break
+                else:
+                    frames.append(item)
+            if frames and deadline is None:
+                deadline = time.monotonic() + self.cfg.max_wait_ms / 1e3
+            if ended and not frames:
+                return frames, ended  # report ends promptly
+            if len(frames) >= self.cfg.max_batch or not self.queues:
+                break
+            if stop is not None and stop.is_set() and not frames:
+                break
+            if progressed:
+                continue
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            self.wakeup.wait(0.1 if deadline is None else max(0.0, deadline - now))
+        return frames, ended

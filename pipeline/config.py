@@ -1,0 +1,66 @@
+"""Typed run configuration: frozen dataclasses, loaded from YAML or TOML, overridable from the CLI.
+
+An unknown key is an error naming its dotted path (`tracker.hgh_score`), so
+a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engines.postprocess import PostprocessConfig
+from pipeline.batcher import BatchConfig
+from pipeline.draw import DrawConfig
+from pipeline.sources.base import SourceConfig
+from pipeline.types import TridentError, apply_override, config_from_dict, load_config_file  # noqa: F401 (re-exported)
+from trackers.config import TrackerConfig
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    model: str = ""  # .onnx (ONNX Runtime), .engine/.plan (TensorRT) or .pt (torch reference)
+    device: str = "auto"  # auto | cpu | cuda | tensorrt (ONNX Runtime's TensorRT EP)
+    threads: int = 0  # ONNX Runtime intra-op threads; 0 = the cores this process may use
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    dir: str = "runs/trident"
+    video: bool = True  # annotated MP4 per stream
+    mot: bool = True  # MOTChallenge tracks per stream
+    jsonl: bool = True  # JSON Lines per stream: boxes, classes, track ids, RLE masks
+    jsonl_masks: bool = True  # RLE masks in the JSON Lines (large on crowded scenes)
+    images_every: int = 0  # also dump every N-th annotated frame as JPEG (0 = off)
+    show: bool = False  # live window (needs the GUI build of OpenCV)
+    video_fps: float = 0.0  # 0 = the file's rate, or 15 for live sources
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    sources: tuple[SourceConfig, ...] = ()
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    tracking: bool = True  # False: detections only, no tracker
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    draw: DrawConfig = field(default_factory=DrawConfig)
+    preprocess_device: str = "auto"  # auto: the GPU when the engine runs on CUDA, else the CPU
+    metrics_json: str = ""  # write the final metrics here
+    prometheus_port: int = 0  # serve /metrics on 127.0.0.1:PORT while running (0 = off)
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.prometheus_port < 0 or self.prometheus_port > 65535:
+            raise TridentError(f"prometheus_port must be 0..65535, got {self.prometheus_port}")
+        if self.preprocess_device not in ("auto", "cpu", "cuda"):
+            raise TridentError(f"preprocess_device must be auto, cpu or cuda, got {self.preprocess_device!r}")
+
+
+def build_run_config(data: dict[str, Any]) -> RunConfig:
+    data = dict(data)
+    sources = data.get("sources", [])
+    # a bare string is the common case: `sources: [video.mp4, rtsp://...]`
+    data["sources"] = [{"uri": s} if isinstance(s, str) else s for s in sources]
+    return config_from_dict(RunConfig, data)

@@ -1,0 +1,98 @@
+"""Annotated MP4 (H.264 via PyAV), image dumps and a live window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.draw import Annotator
+from pipeline.sinks.base import Sink
+from pipeline.types import FrameResult, TridentError
+
+
+class VideoSink(Sink):
+    """Fragmented MP4: every keyframe closes a fragment, so a file cut short by a crash or a
+    kill still plays up to its last fragment; a normal close writes the final index."""
+
+    def __init__(self, path: Path, annotator: Annotator, fps: float = 30.0, crf: int = 23, preset: str = "veryfast"):
+        import av
+
+        self.name = f"video:{path.name}"
+        self.path, self.annotator, self.fps = path, annotator, fps
+        codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+        self._container = av.open(str(path), mode="w", options={"movflags": "frag_keyframe+empty_moov+default_base_moof"})
+        self._stream = self._container.add_stream(codec, rate=max(1, int(round(fps))))
+        self._stream.pix_fmt = "yuv420p"
+        if codec == "libx264":
+            self._stream.options = {"crf": str(crf), "preset": preset, "g": str(max(1, int(round(fps))))}
+        self._size: tuple[int, int] | None = None
+
+    def write(self, result: FrameResult) -> None:
+        import av
+        import cv2
+
+        image = self.annotator.draw(result)
+        h, w = image.shape[:2]
+        if self._size is None:
+            self._size = (w - w % 2, h - h % 2)  # 4:2:0 needs even sizes
+            self._stream.width, self._stream.height = self._size
+        if (w, h) != self._size:  # a camera that came back at another resolution
+            image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        try:
+            if self._size is not None:
+                for packet in self._stream.encode():
+                    self._container.mux(packet)
+        finally:
+            self._container.close()
+
+
+class ImageSink(Sink):
+    """Annotated JPEG of every `every`-th frame."""
+
+    def __init__(self, folder: Path, annotator: Annotator, every: int = 1):
+        if every < 1:
+            raise TridentError(f"image sink 'every' must be >= 1, got {every}")
+        self.name = f"images:{folder.name}"
+        self.folder, self.annotator, self.every = folder, annotator, every
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def write(self, result: FrameResult) -> None:
+        import cv2
+
+        image = self.annotator.draw(result)  # every frame, so trails stay continuous
+        if result.frame.index % self.every == 0:
+            cv2.imwrite(str(self.folder / f"{result.frame.index:06d}.jpg"), image)
+
+
+class WindowSink(Sink):
+    """Live preview with cv2.imshow; needs the GUI build of OpenCV (see README, OpenCV)."""
+
+    def __init__(self, title: str, annotator: Annotator):
+        import cv2
+
+        self.name = f"window:{title}"
+        self.title, self.annotator = title, annotator
+        try:
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        except cv2.error:
+            raise TridentError(
+                "--show needs OpenCV with GUI support and a display; this is opencv-python-headless. "
+                "pip uninstall -y opencv-python-headless && pip install opencv-python"
+            ) from None
+
+    def write(self, result: FrameResult) -> None:
+        import cv2
+
+        cv2.imshow(self.title, self.annotator.draw(result))
+        cv2.waitKey(1)
+
+    def close(self) -> None:
+        import cv2
+
+        cv2.destroyWindow(self.title)
