@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -13,20 +15,31 @@ from pipeline.types import FrameResult, TridentError
 
 class VideoSink(Sink):
     """Fragmented MP4: every keyframe closes a fragment, so a file cut short by a crash or a
-    kill still plays up to its last fragment; a normal close writes the final index."""
+    kill still plays up to its last fragment; a normal close writes the final index.
 
-    def __init__(self, path: Path, annotator: Annotator, fps: float = 30.0, crf: int = 23, preset: str = "veryfast"):
-        import av
+    The file opens at the first frame: only then are the size and (for `fps` given as a
+    callable) the source's frame rate known."""
 
+    def __init__(self, path: Path, annotator: Annotator, fps: float | Callable[[], float] = 30.0, crf: int = 23, preset: str = "veryfast"):
         self.name = f"video:{path.name}"
         self.path, self.annotator, self.fps = path, annotator, fps
-        codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-        self._container = av.open(str(path), mode="w", options={"movflags": "frag_keyframe+empty_moov+default_base_moof"})
-        self._stream = self._container.add_stream(codec, rate=max(1, int(round(fps))))
-        self._stream.pix_fmt = "yuv420p"
-        if codec == "libx264":
-            self._stream.options = {"crf": str(crf), "preset": preset, "g": str(max(1, int(round(fps))))}
+        self.crf, self.preset = crf, preset
+        self._container = None
+        self._stream = None
         self._size: tuple[int, int] | None = None
+
+    def _open(self, width: int, height: int) -> None:
+        import av
+
+        fps = self.fps() if callable(self.fps) else self.fps
+        codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+        self._container = av.open(str(self.path), mode="w", options={"movflags": "frag_keyframe+empty_moov+default_base_moof"})
+        self._stream = self._container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        self._stream.pix_fmt = "yuv420p"
+        self._size = (width - width % 2, height - height % 2)  # 4:2:0 needs even sizes
+        self._stream.width, self._stream.height = self._size
+        if codec == "libx264":
+            self._stream.options = {"crf": str(self.crf), "preset": self.preset, "g": str(max(1, int(round(fps))))}
 
     def write(self, result: FrameResult) -> None:
         import av
@@ -34,20 +47,20 @@ class VideoSink(Sink):
 
         image = self.annotator.draw(result)
         h, w = image.shape[:2]
-        if self._size is None:
-            self._size = (w - w % 2, h - h % 2)  # 4:2:0 needs even sizes
-            self._stream.width, self._stream.height = self._size
-        if (w, h) != self._size:  # a camera that came back at another resolution
+        if self._container is None:
+            self._open(w, h)
+        if (w, h) != self._size:  # odd sizes, or a camera that came back at another resolution
             image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
 
     def close(self) -> None:
+        if self._container is None:
+            return
         try:
-            if self._size is not None:
-                for packet in self._stream.encode():
-                    self._container.mux(packet)
+            for packet in self._stream.encode():
+                self._container.mux(packet)
         finally:
             self._container.close()
 

@@ -100,6 +100,7 @@ class Source:
         self.stats = SourceStats()
         self.error: str | None = None
         self.total_frames: int | None = None  # known for files, for progress bars
+        self.fps: float | None = None  # the stream's nominal rate, when it declares one
         self._index = 0
         self._thread = threading.Thread(target=self._run, name=f"source-{stream_id}", daemon=True)
 

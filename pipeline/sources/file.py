@@ -51,6 +51,7 @@ class FileSource(Source):
                 else None
             )
             fps = float(stream.average_rate) if stream.average_rate else 30.0
+            self.fps = fps
             self._set_state(SourceState.STREAMING)
             try:
                 for n, frame in enumerate(container.decode(stream)):
@@ -75,6 +76,7 @@ class FileSource(Source):
             count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
             self.total_frames = count if count > 0 else None
             fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+            self.fps = fps
             self._set_state(SourceState.STREAMING)
             n = 0
             while True:

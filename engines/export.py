@@ -1,0 +1,118 @@
+"""Export a trained MultiTaskNet to ONNX: dynamic batch, named outputs, ModelSpec in the metadata.
+
+The exported graph is `export_forward`: uint8 BGR images in (normalisation
+inside), decoded boxes, class scores, mask coefficients, prototypes and
+semantic logits out. BatchNorms are folded first. The file is checked with
+the ONNX checker and shape inference before it is written, and written
+atomically, so a failed export never leaves a half file behind.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from engines.spec import INPUT_NAME, SPEC_METADATA_KEY, ModelSpec
+from pipeline.types import TridentError
+
+DEFAULT_OPSET = 17
+
+
+def spec_from_model_config(cfg: Any, output_names: tuple[str, ...], input_hw: tuple[int, int], batch_range: tuple[int, int, int], precision: str, source: str) -> ModelSpec:
+    return ModelSpec(
+        input_hw=tuple(input_hw),
+        class_names=tuple(cfg.class_names) if "det" in cfg.heads else (),
+        sem_class_names=tuple(cfg.sem_class_names) if "sem" in cfg.heads else (),
+        output_names=tuple(output_names),
+        batch_range=tuple(batch_range),
+        num_protos=cfg.num_protos if "inst" in cfg.heads else 0,
+        precision=precision,
+        source=source,
+    )
+
+
+def export_onnx(
+    model: Any,
+    cfg: Any,
+    out: str | Path,
+    input_hw: tuple[int, int] | None = None,
+    batch_range: tuple[int, int] = (1, 8),
+    opset: int = DEFAULT_OPSET,
+    fp16: bool = False,
+    source: str = "",
+) -> Path:
+    """Write `out` (.onnx) from a MultiTaskNet and its ModelConfig; returns the path."""
+    import onnx
+    import torch
+
+    from training.model.multitask import ExportWrapper
+
+    out = Path(out)
+    if opset < 17:
+        raise TridentError(f"--opset must be >= 17 (LayerNorm/Resize semantics the model relies on), got {opset}")
+    lo, hi = batch_range
+    if not 1 <= lo <= hi:
+        raise TridentError(f"--batch-range must be MIN MAX with 1 <= MIN <= MAX, got {lo} {hi}")
+    hw = tuple(input_hw or cfg.input_hw)
+    if hw[0] % 32 or hw[1] % 32 or min(hw) <= 0:
+        raise TridentError(f"--imgsz must be positive multiples of 32, got {hw[0]} {hw[1]}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TridentError(f"cannot create {out.parent}: {exc.strerror}") from None
+    net = copy.deepcopy(model).cpu().eval()
+    if hasattr(net, "fuse"):
+        net.fuse()
+    wrapper = ExportWrapper(net).eval()
+    names = list(net.output_names)
+    dummy = torch.zeros((max(lo, min(2, hi)), 3, *hw), dtype=torch.uint8)
+    tmp = out.with_name(out.name + ".tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes are not for users
+        torch.onnx.export(
+            wrapper,
+            (dummy,),
+            str(tmp),
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=names,
+            dynamic_axes={INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in names}},
+            do_constant_folding=True,
+        )
+    try:
+        proto = onnx.load(str(tmp))
+        onnx.checker.check_model(proto)
+        proto = onnx.shape_inference.infer_shapes(proto, strict_mode=True)
+        if fp16:
+            proto = _to_fp16(proto)
+        spec = spec_from_model_config(cfg, tuple(names), hw, (lo, lo, hi), "fp16" if fp16 else "fp32", source)
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = SPEC_METADATA_KEY, spec.to_json()
+        proto.producer_name = "trident"
+        onnx.save(proto, str(tmp))
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out
+
+
+def _to_fp16(proto: Any) -> Any:
+    """FP16 weights and math, FP32/uint8 I/O (callers and the post-process keep their types)."""
+    try:
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+    except ImportError:
+        raise TridentError("--fp16 needs onnxruntime's transformer tools (pip install onnxruntime); or export FP32 and let TensorRT pick FP16") from None
+    return convert_float_to_float16(proto, keep_io_types=True)
+
+
+def export_checkpoint(weights: str | Path, out: str | Path, **kwargs: Any) -> Path:
+    """Checkpoint (.pt) -> ONNX; the CLI's `trident export`."""
+    from training.model.checkpoint import load_model
+
+    model, cfg, _ = load_model(weights)
+    return export_onnx(model, cfg, out, source=Path(weights).name, **kwargs)

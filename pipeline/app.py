@@ -1,0 +1,128 @@
+"""`pipeline.run(config)`: sources -> engine -> trackers -> output files, with metrics and clean shutdown."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import RunConfig
+from pipeline.metrics import Metrics, PrometheusServer
+from pipeline.types import TridentError
+
+log = logging.getLogger("trident.run")
+
+LIVE_VIDEO_FPS = 15.0
+
+
+@dataclass
+class RunSummary:
+    frames: int
+    out: Path
+    outputs: dict[str, list[str]]
+    errors: dict[str, str]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    interrupted: bool = False
+
+
+def _check_out_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise TridentError(f"cannot write to --out {path}: {exc.strerror or exc}; choose a writable directory") from None
+
+
+def _sink_factory(cfg: RunConfig, out: Path, class_names: tuple[str, ...], sem_names: tuple[str, ...], outputs: dict[str, list[str]]):
+    from pipeline.draw import Annotator
+    from pipeline.sinks import ImageSink, JsonlSink, MotSink, VideoSink, WindowSink
+
+    def make(source) -> list:
+        sid, o = source.stream_id, cfg.output
+        sinks: list = []
+        if o.video:
+            fps = o.video_fps or (lambda: source.fps or LIVE_VIDEO_FPS)
+            sinks.append(VideoSink(out / f"{sid}.mp4", Annotator(class_names, sem_names, cfg.draw), fps=fps))
+        if o.mot and cfg.tracking:
+            sinks.append(MotSink(out / f"{sid}.mot.txt"))
+        if o.jsonl:
+            sinks.append(JsonlSink(out / f"{sid}.jsonl", class_names, masks=o.jsonl_masks))
+        if o.images_every:
+            sinks.append(ImageSink(out / f"{sid}_frames", Annotator(class_names, sem_names, cfg.draw), every=o.images_every))
+        if o.show:
+            sinks.append(WindowSink(sid, Annotator(class_names, sem_names, cfg.draw)))
+        outputs[sid] = [str(getattr(s, "path", getattr(s, "folder", sid))) for s in sinks]
+        return sinks
+
+    return make
+
+
+def run(cfg: RunConfig, engine: Any = None, progress: bool | None = None) -> RunSummary:
+    """Run the configured sources to the end (files) or until SIGINT/SIGTERM (live)."""
+    from tqdm import tqdm
+
+    from engines.base import load_engine
+    from pipeline.runtime import Pipeline
+
+    if not cfg.sources:
+        raise TridentError("no sources given; pass --source (a video file, rtsp:// URL, webcam index or GStreamer pipeline)")
+    if engine is None:
+        if not cfg.engine.model:
+            raise TridentError("no model given; pass --model model.onnx (see `trident export`) or run `trident demo`")
+        options = {"threads": cfg.engine.threads} if cfg.engine.threads and cfg.engine.model.endswith(".onnx") else {}
+        engine = load_engine(cfg.engine.model, device=cfg.engine.device, **options)
+    out = Path(cfg.output.dir)
+    _check_out_dir(out)
+    metrics = Metrics()
+    outputs: dict[str, list[str]] = {}
+    spec = engine.spec
+    pipe = Pipeline(
+        cfg.sources,
+        engine,
+        cfg.tracker if cfg.tracking else None,
+        cfg.postprocess,
+        cfg.batch,
+        sinks=_sink_factory(cfg, out, spec.class_names, spec.sem_class_names, outputs),
+        metrics=metrics,
+        preprocess_device="cpu" if cfg.preprocess_device == "cpu" else cfg.preprocess_device,
+    )
+    prom = PrometheusServer(metrics, cfg.prometheus_port) if cfg.prometheus_port else None
+    interrupted = threading.Event()
+    previous = {}
+
+    def on_signal(signum, _frame):
+        interrupted.set()
+        log.warning("signal %d: stopping after the frames in flight; outputs will be flushed", signum)
+        pipe.stop()
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+    show_bar = cfg.progress if progress is None else progress
+    bar = tqdm(total=None, unit="frame", desc="trident", disable=not show_bar)
+    frames = 0
+    try:
+        for _ in pipe:
+            frames += 1
+            if bar.total is None and pipe.total_frames:
+                bar.total = pipe.total_frames
+                bar.refresh()
+            bar.update()
+    finally:
+        bar.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if prom is not None:
+            prom.close()
+        engine.close()
+    summary = metrics.summary()
+    if cfg.metrics_json:
+        metrics.write_json(cfg.metrics_json)
+    if show_bar:
+        print(metrics.format_table())
+    return RunSummary(frames, out, outputs, dict(pipe.errors), summary, interrupted.is_set())

@@ -1,0 +1,159 @@
+"""`trident run` (any sources -> model -> trackers -> outputs) and `trident demo` (bundled model and clip)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+from importlib import resources
+from pathlib import Path
+
+from pipeline.types import TridentError
+
+BUNDLED_WEIGHTS = "trident_n_synth.pt"
+BUNDLED_CLIP = "demo_clip.mp4"
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default=None, help="output folder (default runs/trident, runs/demo for demo)")
+    p.add_argument("--tracker", default=None, choices=("bytetrack", "sort", "none"), help="tracker per stream (default bytetrack)")
+    p.add_argument("--device", default=None, help="engine device: auto | cpu | cuda | tensorrt")
+    p.add_argument("--batch", type=int, default=None, help="frames per engine call across streams")
+    p.add_argument("--score-threshold", type=float, default=None)
+    p.add_argument("--max-frames", type=int, default=None, help="stop each source after N frames")
+    p.add_argument("--metrics-json", default=None, help="write the final metrics (JSON) here")
+    p.add_argument("--prometheus-port", type=int, default=None, help="serve /metrics on 127.0.0.1:PORT")
+    p.add_argument("--no-video", action="store_true", help="skip the annotated MP4")
+    p.add_argument("--show", action="store_true", help="live window (needs the GUI build of OpenCV)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config field, e.g. tracker.high_score=0.5")
+
+
+def register_run(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "run",
+        help="run sources (files, RTSP, webcams, GStreamer) through a model and trackers",
+        description="Detect, segment and track on any number of sources. Outputs per stream: annotated MP4, "
+        "MOTChallenge tracks, JSON Lines with RLE masks; a metrics summary at the end.",
+    )
+    p.add_argument("--source", action="append", default=[], metavar="URI", help="video file, rtsp://..., webcam index, or GStreamer pipeline; repeat for more streams")
+    p.add_argument("--model", default=None, help=".onnx (ONNX Runtime), .engine/.plan (TensorRT) or .pt")
+    p.add_argument("--config", default=None, help="YAML/TOML RunConfig; CLI flags override it")
+    _add_run_options(p)
+    p.set_defaults(handler=_run)
+
+
+def _config_from_args(args: argparse.Namespace, base: dict, default_out: str):
+    from pipeline.config import apply_override, build_run_config
+
+    data = dict(base)
+    sources = list(data.get("sources", [])) + [{"uri": s} for s in getattr(args, "source", [])]
+    if args.max_frames is not None:
+        if args.max_frames < 1:
+            raise TridentError(f"--max-frames must be >= 1, got {args.max_frames}")
+        sources = [({"uri": s} if isinstance(s, str) else dict(s)) | {"max_frames": args.max_frames} for s in sources]
+    data["sources"] = sources
+    for assignment, value in (
+        ("engine.model", getattr(args, "model", None)),
+        ("engine.device", args.device),
+        ("batch.max_batch", args.batch),
+        ("postprocess.score_threshold", args.score_threshold),
+        ("metrics_json", args.metrics_json),
+        ("prometheus_port", args.prometheus_port),
+    ):
+        if value is not None:
+            apply_override(data, f"{assignment}={json.dumps(value)}")
+    data.setdefault("output", {}).setdefault("dir", default_out)
+    if args.out:
+        data["output"]["dir"] = args.out
+    if args.no_video:
+        data["output"]["video"] = False
+    if args.show:
+        data["output"]["show"] = True
+    if args.no_progress:
+        data["progress"] = False
+    if args.tracker == "none":
+        data["tracking"] = False
+    elif args.tracker:
+        data.setdefault("tracker", {})["algorithm"] = args.tracker
+    for assignment in args.set:
+        apply_override(data, assignment)
+    return build_run_config(data)
+
+
+def _report(summary) -> int:
+    print(f"processed {summary.frames} frames; outputs in {summary.out}")
+    for sid, files in summary.outputs.items():
+        for f in files:
+            print(f"  {sid}: {f}")
+    for where, error in summary.errors.items():
+        print(f"error: {where}: {error}")
+    if summary.interrupted:
+        print("interrupted: outputs were flushed and closed")
+    return 1 if summary.errors else 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pipeline.app import run
+    from pipeline.config import load_config_file
+
+    base = load_config_file(args.config) if args.config else {}
+    cfg = _config_from_args(args, base, "runs/trident")
+    return _report(run(cfg))
+
+
+def register_demo(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "demo",
+        help="the bundled model on the bundled clip: annotated video, tracks and a summary",
+        description="Runs the bundled n model (trained on the synthetic dataset) on a bundled clip through "
+        "ONNX Runtime on the CPU. The model is exported to ONNX on first use and cached.",
+    )
+    _add_run_options(p)
+    p.add_argument("--source", action="append", default=[], metavar="URI", help="run the bundled model on these instead of the bundled clip")
+    p.set_defaults(handler=_demo)
+
+
+def asset(name: str) -> Path:
+    path = Path(str(resources.files("pipeline") / "assets" / name))
+    if not path.exists():
+        raise TridentError(f"bundled file {name} is missing from the installation ({path}); reinstall trident-vision")
+    return path
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "trident"
+
+
+def bundled_onnx() -> Path:
+    """The bundled checkpoint as ONNX, exported once per checkpoint version and cached."""
+    weights = asset(BUNDLED_WEIGHTS)
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    target = cache_dir() / f"trident_n_synth-{digest}.onnx"
+    if not target.exists():
+        print(f"exporting the bundled model to ONNX (first run only): {target}", flush=True)
+        from engines.export import export_checkpoint
+
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TridentError(f"cannot create the cache folder {target.parent}: {exc.strerror}; set XDG_CACHE_HOME to a writable folder") from None
+        export_checkpoint(weights, target, batch_range=(1, 8))
+    return target
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from pipeline.app import run
+
+    model = bundled_onnx()
+    sources = args.source or [str(asset(BUNDLED_CLIP))]
+    base = {"sources": sources, "engine": {"model": str(model), "device": "cpu"}, "metrics_json": ""}
+    args.source = []
+    cfg = _config_from_args(args, base, "runs/demo")
+    out = Path(cfg.output.dir)
+    if not cfg.metrics_json:
+        from dataclasses import replace
+
+        cfg = replace(cfg, metrics_json=str(out / "summary.json"))
+    return _report(run(cfg))

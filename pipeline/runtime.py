@@ -1,0 +1,204 @@
+"""The streaming runtime: sources -> batcher -> preprocess -> engine -> post-process -> trackers -> sinks.
+
+Threads only for I/O: one per source (decode) and one per sink (encode,
+write). The calling thread runs the batcher, the engine, the post-process and
+the trackers, so the compute path has one owner and no locks. Decoding and
+encoding overlap with inference, which is where the throughput comes from on a
+small CPU.
+
+Shutdown: `stop()` (also wired to SIGINT/SIGTERM by `run`) makes the sources
+stop reading; what has been decoded is still processed, then every sink
+flushes and closes, so outputs stay valid after an interrupted run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from engines.base import Engine
+from engines.postprocess import PostprocessConfig, postprocess
+from engines.preprocess import letterbox_batch
+from pipeline.batcher import BatchConfig, Batcher
+from pipeline.metrics import Metrics
+from pipeline.sinks.base import Sink, SinkRunner
+from pipeline.sources import Source, SourceConfig, make_source
+from pipeline.sources.base import EndOfStream
+from pipeline.types import FrameResult, TridentError
+from trackers.config import TrackerConfig
+
+log = logging.getLogger("trident.pipeline")
+
+SinkFactory = Callable[[Source], Sequence[Sink]]
+
+
+def _unique_ids(configs: Sequence[SourceConfig]) -> list[str]:
+    from pipeline.sources.uri import stream_name
+
+    ids: list[str] = []
+    for cfg in configs:
+        base = cfg.stream_id or stream_name(cfg.uri)
+        sid, n = base, 1
+        while sid in ids:
+            n += 1
+            sid = f"{base}-{n}"
+        ids.append(sid)
+    return ids
+
+
+class Pipeline:
+    """Iterate over it for FrameResults; or call `drain()` to run to the end for the sinks only."""
+
+    def __init__(
+        self,
+        sources: Sequence[SourceConfig],
+        engine: Engine,
+        tracker: TrackerConfig | None = TrackerConfig(),
+        postprocess_cfg: PostprocessConfig = PostprocessConfig(),
+        batch: BatchConfig = BatchConfig(),
+        sinks: SinkFactory | None = None,
+        metrics: Metrics | None = None,
+        preprocess_device: str = "auto",
+    ):
+        if not sources:
+            raise TridentError("no sources given; pass at least one --source (a file, rtsp:// URL, webcam index or GStreamer pipeline)")
+        self.engine, self.postprocess_cfg = engine, postprocess_cfg
+        lo, _, hi = engine.spec.batch_range
+        self.batch_cfg = BatchConfig(max_batch=max(lo, min(batch.max_batch, hi)), max_wait_ms=batch.max_wait_ms)
+        self.metrics = metrics or Metrics()
+        self.stop_event = threading.Event()
+        self._wakeup = threading.Event()
+        self.sources: dict[str, Source] = {}
+        for cfg, sid in zip(sources, _unique_ids(sources)):
+            self.sources[sid] = make_source(cfg, self.stop_event, stream_id=sid, wakeup=self._wakeup)
+        self.trackers = {}
+        if tracker is not None:
+            from trackers.factory import make_tracker
+
+            self.trackers = {sid: make_tracker(tracker) for sid in self.sources}
+        self._sink_factory = sinks
+        self.sink_runners: dict[str, list[SinkRunner]] = {}
+        self.errors: dict[str, str] = {}
+        self._device = self._pick_device(preprocess_device)
+        self.metrics.add_probe(self._probe)
+        self._started = False
+
+    def _pick_device(self, wanted: str) -> str:
+        if wanted == "auto":
+            providers = getattr(self.engine, "providers", [])
+            on_gpu = getattr(self.engine, "device", None) is not None and str(getattr(self.engine, "device")).startswith("cuda")
+            return "cuda" if on_gpu or "CUDAExecutionProvider" in providers[:1] else "cpu"
+        return wanted
+
+    def _probe(self, metrics: Metrics) -> None:
+        for sid, src in self.sources.items():
+            c = metrics.stream(sid)
+            c.dropped, c.reconnects, c.stalls, c.state = src.queue.dropped, src.stats.reconnects, src.stats.stalls, src.state.value
+            c.error = src.error
+
+    @property
+    def total_frames(self) -> int | None:
+        totals = [s.total_frames for s in self.sources.values()]
+        return None if any(t is None for t in totals) else sum(totals)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self._wakeup.set()
+
+    def __iter__(self) -> Iterator[FrameResult]:
+        if self._started:
+            raise TridentError("a Pipeline runs once; make a new one to run again")
+        self._started = True
+        for sid, src in self.sources.items():
+            self.sink_runners[sid] = [SinkRunner(s) for s in (self._sink_factory(src) if self._sink_factory else [])]
+            src.start()
+        batcher = Batcher({sid: s.queue for sid, s in self.sources.items()}, self.batch_cfg, self._wakeup)
+        try:
+            while batcher.active:
+                frames, ended = batcher.next_batch(self.stop_event)
+                for eos in ended:
+                    self._ended(eos)
+                if not frames:
+                    if self.stop_event.is_set() and all(not s.is_alive() for s in self.sources.values()):
+                        break
+                    continue
+                yield from self._process(frames)
+        finally:
+            self._shutdown()
+
+    def _process(self, frames: list) -> Iterator[FrameResult]:
+        spec = self.engine.spec
+        t0 = time.perf_counter()
+        batch, letterboxes = letterbox_batch([f.image for f in frames], spec.input_hw, self._device)
+        t1 = time.perf_counter()
+        raw = self.engine.infer(batch)
+        t2 = time.perf_counter()
+        outputs = postprocess(raw, spec, letterboxes, self.postprocess_cfg)
+        t3 = time.perf_counter()
+        n = len(frames)
+        for name, dt in (("preprocess", t1 - t0), ("infer", t2 - t1), ("postprocess", t3 - t2)):
+            self.metrics.stage(name, dt / n)  # per frame, comparable across batch sizes
+        for frame, (dets, sem) in zip(frames, outputs):
+            ts = time.perf_counter()
+            tracker = self.trackers.get(frame.stream_id)
+            tracks = tracker.update(dets, frame.pts) if tracker is not None else None
+            te = time.perf_counter()
+            self.metrics.stage("track", te - ts)
+            timings = {"preprocess": (t1 - t0) / n, "infer": (t2 - t1) / n, "postprocess": (t3 - t2) / n, "track": te - ts}
+            result = FrameResult(frame, dets, sem, tracks, timings)
+            for runner in self.sink_runners.get(frame.stream_id, []):
+                runner.submit(result)
+            self.metrics.stage("sink", time.perf_counter() - te)
+            self.metrics.frame_done(frame.stream_id, frame.wall_time)
+            yield result
+
+    def _ended(self, eos: EndOfStream) -> None:
+        if eos.error:
+            self.errors[eos.stream_id] = eos.error
+            log.error("%s: %s", eos.stream_id, eos.error)
+        for runner in self.sink_runners.get(eos.stream_id, []):
+            runner.close()
+
+    def _shutdown(self) -> None:
+        self.stop()
+        for src in self.sources.values():
+            src.queue.close()  # a producer blocked on a full queue sees the close and exits
+        for src in self.sources.values():
+            src.join(timeout=15)
+            if src.is_alive():
+                log.error("%s: source thread did not stop within 15 s", src.stream_id)
+        for runners in self.sink_runners.values():
+            for runner in runners:
+                runner.close()
+        for sid, runners in self.sink_runners.items():
+            for runner in runners:
+                if runner.error:
+                    self.errors.setdefault(f"{sid}:{runner.sink.name}", runner.error)
+
+    def drain(self, on_result: Callable[[FrameResult], None] | None = None) -> int:
+        """Run to the end; returns the number of frames processed."""
+        n = 0
+        for result in self:
+            n += 1
+            if on_result:
+                on_result(result)
+        return n
+
+
+def stream(
+    source: str | SourceConfig | Sequence[str | SourceConfig],
+    engine: Engine | str | Path,
+    tracker: TrackerConfig | None = TrackerConfig(),
+    **kwargs,
+) -> Pipeline:
+    """`for result in stream("video.mp4", "model.onnx"): ...` - the iterator form of the pipeline."""
+    from engines.base import load_engine
+
+    items = [source] if isinstance(source, (str, SourceConfig)) else list(source)
+    configs = [s if isinstance(s, SourceConfig) else SourceConfig(uri=str(s)) for s in items]
+    if not isinstance(engine, Engine):
+        engine = load_engine(engine)
+    return Pipeline(configs, engine, tracker, **kwargs)
