@@ -21,8 +21,13 @@ class ConvBNAct(nn.Module):
     def __init__(self, c_in: int, c_out: int, k: int = 3, s: int = 1, groups: int = 1, act: bool = True) -> None:
         super().__init__()
         self.conv = nn.Conv2d(c_in, c_out, k, s, padding=k // 2, groups=groups, bias=False)
-        self.bn: nn.Module = nn.BatchNorm2d(c_out, eps=1e-3, momentum=0.03)
+        self.bn: nn.Module = nn.BatchNorm2d(c_out, eps=1e-3, momentum=0.1)
         self.act: nn.Module = nn.SiLU(inplace=True) if act else nn.Identity()
+        # Variance-preserving init keeps activations near unit variance, the
+        # value BN's running_var starts at. PyTorch's default conv init gives
+        # ~1e-3 variances here, so for hundreds of steps the eval-mode
+        # statistics would sit orders of magnitude off the batch statistics.
+        nn.init.kaiming_normal_(self.conv.weight, mode="fan_in", nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.bn(self.conv(x)))
