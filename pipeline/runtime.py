@@ -119,13 +119,13 @@ class Pipeline:
         try:
             while batcher.active:
                 frames, ended = batcher.next_batch(self.stop_event)
+                if frames:
+                    yield from self._process(frames)
+                # after the batch: a stream's last frames may share a batch with its end marker
                 for eos in ended:
                     self._ended(eos)
-                if not frames:
-                    if self.stop_event.is_set() and all(not s.is_alive() for s in self.sources.values()):
-                        break
-                    continue
-                yield from self._process(frames)
+                if not frames and not ended and self.stop_event.is_set() and all(not s.is_alive() for s in self.sources.values()):
+                    break
         finally:
             self._shutdown()
 

@@ -313,8 +313,7 @@ def _convert_field(tp: Any, value: Any, where: str) -> Any:
             return value
         if not isinstance(value, dict):
             raise TridentError(f"config key '{where}' must be a table/mapping, got {type(value).__name__}")
-        loader = getattr(tp, "from_dict", None)
-        return loader(value) if loader is not None else config_from_dict(tp, value, where)
+        return config_from_dict(tp, value, where)
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, (list, tuple)):
@@ -333,8 +332,7 @@ def config_from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
     """Build the frozen config dataclass `cls` from a mapping (YAML/TOML/CLI).
 
     Unknown keys and wrong scalar types are errors naming the dotted key, so a
-    typo never falls back to a default silently. Nested dataclasses recurse
-    (or use their own `from_dict` when they have one).
+    typo never falls back to a default silently. Nested dataclasses recurse.
     """
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
