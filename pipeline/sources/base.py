@@ -85,6 +85,7 @@ class SourceStats:
     frames: int = 0
     reconnects: int = 0
     stalls: int = 0
+    stall_log: list[tuple[float, float]] = field(default_factory=list)  # (flagged at, last frame at), monotonic
     gaps: list[float] = field(default_factory=list)  # seconds without frames, per outage
     state_changes: list[tuple[float, str]] = field(default_factory=list)
 

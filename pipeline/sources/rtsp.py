@@ -33,6 +33,7 @@ class RtspSource(Source):
         super().__init__(*args, **kwargs)
         self._last_frame = time.monotonic()
         self.stall_detected_at: float | None = None  # monotonic time the watchdog flagged the last stall
+        self._stall_lock = threading.Lock()
         self._watchdog = threading.Thread(target=self._watch, name=f"watchdog-{self.stream_id}", daemon=True)
 
     def start(self) -> "RtspSource":
@@ -47,12 +48,20 @@ class RtspSource(Source):
             if self.state == SourceState.STREAMING and silent > self.cfg.read_timeout_s:
                 self._flag_stall()
 
+    @property
+    def last_frame_at(self) -> float:
+        """Monotonic time the last frame arrived."""
+        return self._last_frame
+
     def _flag_stall(self) -> None:
-        silent = time.monotonic() - self._last_frame
-        if self.stall_detected_at is None and silent >= self.cfg.read_timeout_s:
-            self.stall_detected_at = self._last_frame + self.cfg.read_timeout_s
-            self.stats.stalls += 1
-            log.warning("%s: stalled, no frame for %.1f s", self.stream_id, silent)
+        """Called by the watchdog and by a read that timed out; whichever comes first counts the stall."""
+        with self._stall_lock:
+            silent = time.monotonic() - self._last_frame
+            if self.stall_detected_at is None and silent >= self.cfg.read_timeout_s:
+                self.stall_detected_at = time.monotonic()
+                self.stats.stalls += 1
+                self.stats.stall_log.append((self.stall_detected_at, self._last_frame))
+                log.warning("%s: stalled, no frame for %.1f s", self.stream_id, silent)
 
     def _open(self):
         import av
