@@ -155,3 +155,52 @@ class Source:
     def _sleep(self, seconds: float) -> bool:
         """Back off, waking early on stop. Returns False when stopped."""
         return not self.stop_event.wait(seconds)
+
+
+class Reconnector:
+    """Capped exponential backoff and the retry budget every live source shares.
+
+    Per connection: `attempt()` before opening, `frame(now)` for each frame,
+    `lost(reason, last_frame_at)` when the connection ends. A connection that
+    delivered frames resets the budget; `max_reconnects` consecutive attempts
+    without a frame make the error fatal.
+    """
+
+    def __init__(self, source: Source):
+        self.source = source
+        self.failures = 0
+        self.backoff = source.cfg.reconnect_initial_s
+        self.outage_since: float | None = None
+        self.got_frame = False
+
+    def attempt(self) -> None:
+        first = self.source.stats.frames == 0 and self.failures == 0 and self.source.stats.reconnects == 0
+        self.source._set_state(SourceState.CONNECTING if first else SourceState.RECONNECTING)
+        self.got_frame = False
+
+    def frame(self, now: float) -> None:
+        if self.got_frame:
+            return
+        self.got_frame, self.failures, self.backoff = True, 0, self.source.cfg.reconnect_initial_s
+        if self.outage_since is not None:
+            self.source.stats.gaps.append(now - self.outage_since)
+            self.outage_since = None
+
+    def lost(self, reason: str, last_frame_at: float | None, fatal: str) -> bool:
+        """Count the loss, raise FatalError(`fatal` + attempts) when the budget is spent, back off.
+
+        Returns False when the source was stopped during the backoff."""
+        src, cfg = self.source, self.source.cfg
+        if self.outage_since is None:
+            self.outage_since = last_frame_at if (src.stats.frames and last_frame_at is not None) else time.monotonic()
+        if not self.got_frame:
+            self.failures += 1
+            if 0 <= cfg.max_reconnects < self.failures:
+                raise FatalError(fatal.format(attempts=self.failures, reason=reason))
+        src.stats.reconnects += 1
+        src._set_state(SourceState.RECONNECTING)
+        log.warning("%s: %s; reconnecting in %.1f s", src.stream_id, reason, self.backoff)
+        if not src._sleep(self.backoff):
+            return False
+        self.backoff = min(self.backoff * 2, cfg.reconnect_max_s)
+        return True

@@ -6,13 +6,10 @@ capped backoff as RTSP, and no frame is invented meanwhile.
 
 from __future__ import annotations
 
-import logging
 import time
 
-from pipeline.sources.base import FatalError, Source, SourceState
+from pipeline.sources.base import FatalError, Reconnector, Source, SourceState
 from pipeline.sources.uri import redact
-
-log = logging.getLogger("trident.source")
 
 
 def opencv_has_gstreamer() -> bool:
@@ -32,12 +29,11 @@ class _CaptureSource(Source):
 
     def _produce(self) -> None:
         started = time.monotonic()
-        failures, backoff = 0, self.cfg.reconnect_initial_s
-        outage_since: float | None = None
+        retry = Reconnector(self)
+        last_frame_at: float | None = None
         while not self.stop_event.is_set():
-            self._set_state(SourceState.CONNECTING if self.stats.frames == 0 and failures == 0 else SourceState.RECONNECTING)
+            retry.attempt()
             cap = self._capture()
-            got_frame = False
             try:
                 if cap.isOpened():
                     self._set_state(SourceState.STREAMING)
@@ -45,29 +41,17 @@ class _CaptureSource(Source):
                         ok, image = cap.read()
                         if not ok:
                             break
-                        now = time.monotonic()
-                        if not got_frame:
-                            got_frame, failures, backoff = True, 0, self.cfg.reconnect_initial_s
-                            if outage_since is not None:
-                                self.stats.gaps.append(now - outage_since)
-                                outage_since = None
-                        if not self._emit(image, now - started):
+                        last_frame_at = time.monotonic()
+                        retry.frame(last_frame_at)
+                        if not self._emit(image, last_frame_at - started):
                             return
             finally:
                 cap.release()
             if self.stop_event.is_set():
                 return
-            outage_since = outage_since or time.monotonic()
-            if not got_frame:
-                failures += 1
-                if 0 <= self.cfg.max_reconnects < failures:
-                    raise FatalError(f"{self._describe()} gave no frames after {failures} attempt(s); {self._hint()}")
-            self.stats.reconnects += 1
-            self._set_state(SourceState.RECONNECTING)
-            log.warning("%s: capture lost; reopening in %.1f s", self.stream_id, backoff)
-            if not self._sleep(backoff):
+            fatal = f"{self._describe()} gave no frames after {{attempts}} attempt(s); {self._hint()}"
+            if not retry.lost("capture lost", last_frame_at, fatal):
                 return
-            backoff = min(backoff * 2, self.cfg.reconnect_max_s)
 
     def _describe(self) -> str:
         return redact(self.cfg.uri)

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 
-from pipeline.sources.base import FatalError, Source, SourceState
+from pipeline.sources.base import FatalError, Reconnector, Source, SourceState
 from pipeline.sources.uri import redact
 
 log = logging.getLogger("trident.source")
@@ -75,12 +75,14 @@ class RtspSource(Source):
         import av
 
         started = time.monotonic()
-        failures, backoff = 0, self.cfg.reconnect_initial_s
-        outage_since: float | None = None
+        retry = Reconnector(self)
         safe_uri = redact(self.cfg.uri)
+        fatal = (
+            f"camera {safe_uri} unreachable after {{attempts}} attempt(s) ({{reason}}); "
+            "check the address, port, credentials and network, or raise max_reconnects"
+        )
         while not self.stop_event.is_set():
-            self._set_state(SourceState.CONNECTING if self.stats.frames == 0 and failures == 0 else SourceState.RECONNECTING)
-            got_frame = False
+            retry.attempt()
             try:
                 container = self._open()
             except (av.error.FFmpegError, OSError) as exc:
@@ -96,11 +98,7 @@ class RtspSource(Source):
                     try:
                         for frame in container.decode(stream):
                             now = time.monotonic()
-                            if not got_frame:
-                                got_frame, failures, backoff = True, 0, self.cfg.reconnect_initial_s
-                                if outage_since is not None:
-                                    self.stats.gaps.append(now - outage_since)
-                                    outage_since = None
+                            retry.frame(now)
                             self._last_frame = now
                             self.stall_detected_at = None
                             if not self._emit(frame.to_ndarray(format="bgr24"), now - started):
@@ -111,21 +109,8 @@ class RtspSource(Source):
                         self._flag_stall()
             if self.stop_event.is_set():
                 return
-            if outage_since is None:
-                outage_since = self._last_frame if self.stats.frames else time.monotonic()
-            if not got_frame:
-                failures += 1
-                if 0 <= self.cfg.max_reconnects < failures:
-                    raise FatalError(
-                        f"camera {safe_uri} unreachable after {failures} attempt(s) ({reason}); "
-                        "check the address, port, credentials and network, or raise max_reconnects"
-                    )
-            self.stats.reconnects += 1
-            self._set_state(SourceState.RECONNECTING)
-            log.warning("%s: %s; reconnecting in %.1f s", self.stream_id, reason, backoff)
-            if not self._sleep(backoff):
+            if not retry.lost(reason, self._last_frame if self.stats.frames else None, fatal):
                 return
-            backoff = min(backoff * 2, self.cfg.reconnect_max_s)
 
 
 def _short(exc: BaseException) -> str:

@@ -89,3 +89,29 @@ def test_metrics_percentiles_and_prometheus_endpoint():
     assert 'trident_stage_latency_seconds_count{stage="infer"} 100' in body
     assert 'trident_stream_frames_total{stream="cam"} 5' in body
     assert 'trident_stage_latency_seconds{stage="infer",quantile="0.50"} 0.050500' in body
+
+
+def _run_source(uri: str, **kw):
+    import threading
+
+    from pipeline.sources import make_source
+
+    src = make_source(SourceConfig(uri, reconnect_initial_s=0.05, reconnect_max_s=0.1, **kw), threading.Event())
+    src.start()
+    src.join(15)
+    return src
+
+
+def test_missing_webcam_fails_after_its_retry_budget():
+    src = _run_source("/dev/video99", max_reconnects=1)
+    assert not src.is_alive() and src.stats.frames == 0
+    assert src.error == "webcam /dev/video99 gave no frames after 2 attempt(s); check that the device exists (ls /dev/video*) and that no other program holds it"
+
+
+def test_gstreamer_source_without_gstreamer_opencv_says_what_to_install():
+    from pipeline.sources.capture import opencv_has_gstreamer
+
+    if opencv_has_gstreamer():
+        pytest.skip("this OpenCV has GStreamer")
+    src = _run_source("videotestsrc num-buffers=5 ! videoconvert ! appsink")
+    assert "no GStreamer support" in src.error and "JetPack" in src.error
