@@ -87,11 +87,10 @@ class Pipeline:
         self._started = False
 
     def _pick_device(self, wanted: str) -> str:
-        if wanted == "auto":
-            providers = getattr(self.engine, "providers", [])
-            on_gpu = getattr(self.engine, "device", None) is not None and str(getattr(self.engine, "device")).startswith("cuda")
-            return "cuda" if on_gpu or "CUDAExecutionProvider" in providers[:1] else "cpu"
-        return wanted
+        """Letterbox on the GPU when the engine runs there: only the uint8 frames cross the bus."""
+        if wanted != "auto":
+            return wanted
+        return "cuda" if str(getattr(self.engine, "device", "cpu")).startswith("cuda") else "cpu"
 
     def _probe(self, metrics: Metrics) -> None:
         for sid, src in self.sources.items():
