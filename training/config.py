@@ -52,7 +52,8 @@ class TrainConfig:
     eval_every: int = 1  # epochs between validations (and best-checkpoint selection)
     eval_batches: int = 0  # cap validation at this many batches (0 = the whole split)
     out: str = "runs/train"
-    resume: str = ""  # a last.pt to continue from
+    resume: str = ""  # a last.pt to continue from (weights, optimiser, schedule, EMA)
+    init: str = ""  # a best.pt/last.pt whose weights start a new run (fine-tuning, longer schedules)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
     def __post_init__(self) -> None:

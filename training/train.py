@@ -156,6 +156,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
         persistent_workers=cfg.data.workers > 0,
     )
     model = build_model(cfg.model).to(device)
+    if cfg.init:
+        from training.model.checkpoint import load_model
+
+        model.load_state_dict(load_model(cfg.init, config=cfg.model)[0].state_dict())
     balancer = make_balancer(cfg, model)
     schedule = make_schedule(cfg, model)
     params = list(model.parameters()) + (list(balancer.parameters()) if isinstance(balancer, torch.nn.Module) else [])

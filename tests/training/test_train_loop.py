@@ -54,6 +54,19 @@ def test_resume_continues_the_step_count(tiny_data, tmp_path):
     assert [(h["epoch"], h["step"]) for h in resumed.history] == [(2, 2), (3, 3)]
 
 
+def test_init_starts_a_new_run_from_checkpoint_weights(tiny_data, tmp_path):
+    from training.model.checkpoint import load_model
+
+    first = train(load_train_config(None, _overrides(tiny_data, tmp_path / "a", "epochs=1")), progress=False)
+    weights, _, _ = load_model(first.best)
+    second = train(load_train_config(None, _overrides(tiny_data, tmp_path / "b", "epochs=1", "optim.lr=0", "ema_decay=0", f"init={first.best}")), progress=False)
+    again, _, _ = load_model(second.best)
+    # lr=0: the weights the run started from are the weights it saved (BN statistics aside)
+    convs = [k for k, v in weights.state_dict().items() if k.endswith("conv.weight")]
+    assert convs and all(torch.equal(weights.state_dict()[k], again.state_dict()[k]) for k in convs)
+    assert second.history[0]["step"] == 1  # a new run: the schedule starts again
+
+
 def test_bad_training_inputs_are_clear_errors(tiny_data, tmp_path, capsys):
     assert main(["train", *_overrides(tiny_data, tmp_path, "optim.lrr=1")]) == 2
     assert "unknown config key 'optim.lrr'" in capsys.readouterr().err
