@@ -5,7 +5,8 @@ assembly from prototypes, semantic argmax, and letterbox undo back to frame
 pixels. Masks and semantic maps are resampled with `torchvision.ops.roi_align`
 straight from the stride-4 network resolution to each box (or the whole
 frame) in frame pixels, so there is never a full-frame float tensor per
-detection and the padding of the letterbox is cropped away exactly.
+detection; semantic logits are upsampled once to the input, cropped to the
+frame's content and argmaxed.
 """
 
 from __future__ import annotations
@@ -160,13 +161,23 @@ def _masks(coeffs, protos, frame_boxes: np.ndarray, lb: Letterbox, threshold: fl
 
 
 def _semantic(logits, lb: Letterbox, spec: ModelSpec) -> SemanticMap:
-    """Argmax of the logits resampled over the frame's content region (padding dropped)."""
+    """Bilinear upsample to the input, crop the letterbox padding, argmax, nearest-resize to the frame."""
     import torch
-    from torchvision.ops import roi_align
+    import torch.nn.functional as F
 
+    ih, iw = lb.input_hw
+    nh, nw = lb.resized_hw
+    y, x = int(lb.pad_y), int(lb.pad_x)
+    up = F.interpolate(logits[None], size=(ih, iw), mode="bilinear", align_corners=False)[0, :, y : y + nh, x : x + nw]
+    # argmax over a short leading axis is a slow strided reduction in torch; a running max is 10x faster
+    best, labels = up[0].clone(), torch.zeros((nh, nw), dtype=torch.uint8)
+    for c in range(1, up.shape[0]):
+        labels.masked_fill_(up[c] > best, c)
+        best = torch.maximum(best, up[c])
+    labels = labels.numpy()
     h, w = lb.orig_hw
-    region = lb.boxes_to_input(np.array([[0, 0, w, h]], np.float32))[0]
-    roi = torch.tensor([[0.0, *region]], dtype=logits.dtype)
-    full = roi_align(logits[None], roi, (h, w), spatial_scale=1.0 / PROTO_STRIDE, sampling_ratio=1, aligned=True)
-    labels = full[0].argmax(dim=0).to(torch.uint8).numpy()
+    if (nh, nw) != (h, w):
+        import cv2
+
+        labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
     return SemanticMap(labels=labels, class_names=tuple(spec.sem_class_names))
