@@ -71,10 +71,11 @@ def main() -> None:
         ours_cmd = [str(bindir / "trident"), "run", "--source", str(clip), "--model", args.model, "--out", f"{tmp}/ours", "--no-progress"]
         timed(ours_cmd + ["--max-frames", "30"])  # warm the file cache and the ONNX Runtime binary
         wall, _ = timed(ours_cmd)
+        print(f"trident run: {frames / wall:.1f} FPS", flush=True)
         results["trident run (ORT CPU, ByteTrack, MP4)"] = {"frames": frames, "seconds": wall, "fps": frames / wall}
         try:
             export = subprocess.run([sys.executable, "-c", EXPORT], capture_output=True, text=True, cwd=tmp)
-            onnx = export.stdout.strip().splitlines()[-1] if export.returncode == 0 else None
+            onnx = str(Path(tmp) / export.stdout.strip().splitlines()[-1]) if export.returncode == 0 else None
         except FileNotFoundError:
             onnx = None
         if onnx:

@@ -23,13 +23,33 @@ def register_export(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-range", type=_pos_int, nargs=2, metavar=("MIN", "MAX"), default=(1, 8))
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--fp16", action="store_true", help="FP16 weights (FP32/uint8 I/O)")
+    p.add_argument("--int8", action="store_true", help="INT8 (QDQ) for ONNX Runtime on the CPU, calibrated on --calib-data")
+    p.add_argument("--calib-data", default=None, help="folder of images for --int8 (default: rendered synthetic scenes)")
+    p.add_argument("--calib-images", type=_pos_int, default=64)
     p.set_defaults(handler=_export)
 
 
 def _export(args: argparse.Namespace) -> int:
     from engines.export import export_checkpoint
 
-    out = export_checkpoint(args.weights, args.out, input_hw=tuple(args.imgsz) if args.imgsz else None, batch_range=tuple(args.batch_range), opset=args.opset, fp16=args.fp16)
+    if args.int8 and args.fp16:
+        raise TridentError("--int8 and --fp16 exclude each other; pick one")
+    out = Path(args.out)
+    target = out.with_name(out.stem + ".fp32.onnx") if args.int8 else out
+    export_checkpoint(args.weights, target, input_hw=tuple(args.imgsz) if args.imgsz else None, batch_range=tuple(args.batch_range), opset=args.opset, fp16=args.fp16)
+    if args.int8:
+        import cv2
+
+        from engines.quantize import quantize_int8, synthetic_calibration_frames
+        from engines.spec import ModelSpec  # noqa: F401
+        from engines.tensorrt_build import list_calibration_images
+
+        if args.calib_data:
+            frames = [cv2.imread(str(p)) for p in list_calibration_images(Path(args.calib_data), args.calib_images)]
+        else:
+            frames = synthetic_calibration_frames(tuple(args.imgsz) if args.imgsz else (384, 640), args.calib_images)
+        quantize_int8(target, out, frames)
+        target.unlink()
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return 0
 

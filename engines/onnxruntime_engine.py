@@ -61,6 +61,9 @@ class OnnxRuntimeEngine:
         opts.intra_op_num_threads = threads or default_threads()
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3  # errors only; warnings about unused initialisers are noise to users
+        # Idle intra-op threads would otherwise busy-wait after every run, stealing the cores the
+        # decode and encode threads of the pipeline need between two inferences.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.providers = pick_providers(device, ort.get_available_providers())
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=self.providers)

@@ -112,6 +112,7 @@ def register_demo(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_run_options(p)
     p.add_argument("--source", action="append", default=[], metavar="URI", help="run the bundled model on these instead of the bundled clip")
+    p.add_argument("--fp32", action="store_true", help="run the FP32 ONNX instead of the INT8 one")
     p.set_defaults(handler=_demo)
 
 
@@ -126,27 +127,33 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "trident"
 
 
-def bundled_onnx() -> Path:
-    """The bundled checkpoint as ONNX, exported once per checkpoint version and cached."""
+def bundled_onnx(int8: bool = True) -> Path:
+    """The bundled checkpoint as ONNX (INT8 for the CPU by default), exported once per checkpoint and cached."""
     weights = asset(BUNDLED_WEIGHTS)
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    target = cache_dir() / f"trident_n_synth-{digest}.onnx"
+    fp32 = cache_dir() / f"trident_n_synth-{digest}.onnx"
+    target = fp32.with_name(fp32.stem + ".int8.onnx") if int8 else fp32
     if not target.exists():
         print(f"exporting the bundled model to ONNX (first run only): {target}", flush=True)
         from engines.export import export_checkpoint
 
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            fp32.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise TridentError(f"cannot create the cache folder {target.parent}: {exc.strerror}; set XDG_CACHE_HOME to a writable folder") from None
-        export_checkpoint(weights, target, batch_range=(1, 8))
+            raise TridentError(f"cannot create the cache folder {fp32.parent}: {exc.strerror}; set XDG_CACHE_HOME to a writable folder") from None
+        if not fp32.exists():
+            export_checkpoint(weights, fp32, batch_range=(1, 8))
+        if int8:
+            from engines.quantize import quantize_int8, synthetic_calibration_frames
+
+            quantize_int8(fp32, target, synthetic_calibration_frames((384, 640)))
     return target
 
 
 def _demo(args: argparse.Namespace) -> int:
     from pipeline.app import run
 
-    model = bundled_onnx()
+    model = bundled_onnx(int8=not args.fp32)
     sources = args.source or [str(asset(BUNDLED_CLIP))]
     base = {"sources": sources, "engine": {"model": str(model), "device": "cpu"}, "metrics_json": ""}
     args.source = []

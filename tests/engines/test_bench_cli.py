@@ -43,3 +43,24 @@ def tiny_onnx_path(tmp_path_factory):
     from tests.engines.helpers import export_tiny_model
 
     return export_tiny_model(tmp_path_factory.mktemp("bench"))
+
+
+def test_int8_export_runs_and_stays_close_to_fp32(tmp_path, capsys):
+    import numpy as np
+
+    from engines.base import load_engine
+    from engines.bench import sample_frames
+    from engines.preprocess import letterbox_batch
+
+    weights = save_tiny_checkpoint(tmp_path / "w.pt")
+    assert main(["export", "--weights", str(weights), "--out", str(tmp_path / "f.onnx")]) == 0
+    assert main(["export", "--weights", str(weights), "--out", str(tmp_path / "q.onnx"), "--int8", "--calib-images", "8", "--imgsz", "64", "96"]) == 0
+    fp32, int8 = load_engine(tmp_path / "f.onnx", device="cpu"), load_engine(tmp_path / "q.onnx", device="cpu")
+    assert int8.spec.precision == "int8" and not (tmp_path / "q.fp32.onnx").exists()
+    images, _ = letterbox_batch(sample_frames((64, 96), 2, seed=1), (64, 96))
+    a, b = fp32.infer(images), int8.infer(images)
+    # quantization noise, not a different network: semantic labels mostly agree, boxes move a few pixels
+    agree = (np.asarray(a.sem_logits).argmax(1) == np.asarray(b.sem_logits).argmax(1)).mean()
+    assert agree > 0.8
+    assert np.median(np.abs(np.asarray(a.boxes) - np.asarray(b.boxes))) < 4.0
+    assert main(["export", "--weights", str(weights), "--out", str(tmp_path / "x.onnx"), "--int8", "--fp16"]) == 2

@@ -22,8 +22,8 @@ def test_demo_writes_video_tracks_and_summary_and_caches_the_onnx(tmp_path, monk
     assert main(["demo", "--out", str(out), "--max-frames", "20", "--no-progress"]) == 0
     first = capsys.readouterr().out
     assert "exporting the bundled model to ONNX (first run only)" in first
-    cached = list((tmp_path / "cache" / "trident").glob("trident_n_synth-*.onnx"))
-    assert len(cached) == 1
+    cached = sorted(p.name for p in (tmp_path / "cache" / "trident").glob("trident_n_synth-*.onnx"))
+    assert len(cached) == 2 and cached[0].endswith(".int8.onnx")  # FP32 export and its INT8 copy
     records = [json.loads(line) for line in (out / "demo_clip.jsonl").read_text().splitlines()]
     assert [r["frame"] for r in records] == list(range(20))
     # the trained model finds objects in the clip and the tracker gives them identities
