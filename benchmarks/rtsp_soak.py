@@ -62,7 +62,10 @@ def main() -> None:
             s.kill()
     result = {"streams": args.streams, "minutes": args.minutes, "rss_1min_mb": rss_1min, "rss_end_mb": rss_end, "rss_samples": samples, "metrics": summary}
     print(pipe.metrics.format_table())
-    print(f"RSS at 1 min: {rss_1min:.1f} MB, at {args.minutes:g} min: {rss_end:.1f} MB ({(rss_end / rss_1min - 1) * 100:+.1f} %)")
+    if rss_1min is not None:
+        print(f"RSS at 1 min: {rss_1min:.1f} MB, at {args.minutes:g} min: {rss_end:.1f} MB ({(rss_end / rss_1min - 1) * 100:+.1f} %)")
+    else:
+        print(f"RSS at the end: {rss_end:.1f} MB (run longer than a minute to compare)")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str))
 
