@@ -27,6 +27,12 @@ from pipeline.types import Frame, TridentError
 log = logging.getLogger("trident.source")
 
 
+def short_error(exc: BaseException) -> str:
+    """The first line of an exception's text (FFmpeg's can be long), for one-line messages."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
 class SourceState(enum.Enum):
     CONNECTING = "connecting"
     STREAMING = "streaming"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.sources.base import FatalError, Source, SourceState
+from pipeline.sources.base import FatalError, Source, SourceState, short_error
 
 
 class FileSource(Source):
@@ -39,7 +39,7 @@ class FileSource(Source):
         try:
             container = av.open(str(path), mode="r")
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-            raise FatalError(f"{path} is not a video FFmpeg can open ({_short(exc)}); the file may be truncated, corrupt or not a video") from None
+            raise FatalError(f"{path} is not a video FFmpeg can open ({short_error(exc)}); the file may be truncated, corrupt or not a video") from None
         with container:
             if not container.streams.video:
                 raise FatalError(f"{path} has no video stream")
@@ -60,7 +60,7 @@ class FileSource(Source):
                         return
             except av.error.FFmpegError as exc:
                 raise FatalError(
-                    f"{path}: decoding failed after {self.stats.frames} frames ({_short(exc)}); "
+                    f"{path}: decoding failed after {self.stats.frames} frames ({short_error(exc)}); "
                     "the file is truncated or corrupt - results for the decoded frames are kept"
                 ) from None
         if self.stats.frames == 0:
@@ -91,7 +91,3 @@ class FileSource(Source):
         if self.stats.frames == 0:
             raise FatalError(f"{path} contains no decodable video frames; the file may be truncated or corrupt")
 
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]

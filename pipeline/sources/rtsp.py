@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 
-from pipeline.sources.base import FatalError, Reconnector, Source, SourceState
+from pipeline.sources.base import FatalError, Reconnector, Source, SourceState, short_error
 from pipeline.sources.uri import redact
 
 log = logging.getLogger("trident.source")
@@ -86,7 +86,7 @@ class RtspSource(Source):
             try:
                 container = self._open()
             except (av.error.FFmpegError, OSError) as exc:
-                reason = redact(_short(exc))
+                reason = redact(short_error(exc))
             else:
                 with container:
                     if not container.streams.video:
@@ -105,14 +105,10 @@ class RtspSource(Source):
                                 return
                         reason = "the stream ended"
                     except (av.error.FFmpegError, OSError) as exc:
-                        reason = redact(_short(exc))
+                        reason = redact(short_error(exc))
                         self._flag_stall()
             if self.stop_event.is_set():
                 return
             if not retry.lost(reason, self._last_frame if self.stats.frames else None, fatal):
                 return
 
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
