@@ -40,9 +40,8 @@ def _export(args: argparse.Namespace) -> int:
     if args.int8:
         import cv2
 
+        from engines.calibration import list_calibration_images
         from engines.quantize import quantize_int8, synthetic_calibration_frames
-        from engines.spec import ModelSpec  # noqa: F401
-        from engines.tensorrt_build import list_calibration_images
 
         if args.calib_data:
             frames = [cv2.imread(str(p)) for p in list_calibration_images(Path(args.calib_data), args.calib_images)]

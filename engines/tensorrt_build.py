@@ -20,15 +20,12 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
-import numpy as np
-
+from engines.calibration import calibration_batches, list_calibration_images
 from engines.spec import INPUT_NAME, ModelSpec
-from pipeline.types import Letterbox, TridentError
+from pipeline.types import TridentError
 
 PRECISIONS = ("fp32", "fp16", "int8")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 @dataclass(frozen=True)
@@ -111,36 +108,6 @@ def check_engine_compat(build_info: dict, trt_version: str, gpu_name: str, engin
             f"{engine_name} was built for GPU '{built_gpu}' but this machine has '{gpu_name}'; "
             "engines are tuned to one GPU model - rebuild it here with `trident build-engine`"
         )
-
-
-def list_calibration_images(folder: Path, limit: int) -> list[Path]:
-    """Up to `limit` image files under `folder` (recursively), evenly spread over the sorted list."""
-    if not folder.is_dir():
-        raise TridentError(f"--calib-data {folder} is not a directory; pass a folder of images")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise TridentError(f"--calib-data {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}); `trident synth --save-frames` writes some")
-    if len(files) > limit:
-        # spread over the whole set: consecutive video frames are near duplicates
-        files = [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
-    return files
-
-
-def calibration_batches(files: list[Path], input_hw: tuple[int, int], batch: int) -> Iterator[np.ndarray]:
-    """uint8 [B,3,H,W] BGR batches, letterboxed exactly as the pipeline does; the last partial batch is dropped
-    because the calibrator must hand TensorRT full batches."""
-    import cv2
-
-    from engines.preprocess import letterbox_image
-
-    for start in range(0, len(files) - batch + 1, batch):
-        out = np.empty((batch, 3, *input_hw), np.uint8)
-        for i, path in enumerate(files[start : start + batch]):
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
-                raise TridentError(f"calibration image {path} cannot be read; remove it or replace it")
-            out[i] = letterbox_image(image, Letterbox.fit(image.shape[:2], input_hw)).transpose(2, 0, 1)
-        yield out
 
 
 def build_engine(onnx_path: Path, out_path: Path, cfg: BuildConfig) -> Path:

@@ -11,12 +11,11 @@ import pytest
 
 from engines.base import load_engine
 from engines.spec import ModelSpec
+from engines.calibration import calibration_batches, list_calibration_images
 from engines.tensorrt_build import (
     BuildConfig,
-    calibration_batches,
     check_engine_compat,
     engine_cache_key,
-    list_calibration_images,
     read_sidecar,
     write_sidecar,
 )

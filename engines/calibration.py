@@ -1,0 +1,45 @@
+"""Calibration images for INT8: picked from a folder and letterboxed exactly as the pipeline does.
+
+Shared by the TensorRT entropy calibrator and the ONNX Runtime INT8 export.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from pipeline.types import Letterbox, TridentError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def list_calibration_images(folder: Path, limit: int) -> list[Path]:
+    """Up to `limit` image files under `folder` (recursively), evenly spread over the sorted list."""
+    if not folder.is_dir():
+        raise TridentError(f"--calib-data {folder} is not a directory; pass a folder of images")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise TridentError(f"--calib-data {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}); `trident synth --save-frames` writes some")
+    if len(files) > limit:
+        # spread over the whole set: consecutive video frames are near duplicates
+        files = [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
+    return files
+
+
+def calibration_batches(files: list[Path], input_hw: tuple[int, int], batch: int) -> Iterator[np.ndarray]:
+    """uint8 [B,3,H,W] BGR batches, letterboxed exactly as the pipeline does; the last partial batch is dropped
+    because the calibrator must hand TensorRT full batches."""
+    import cv2
+
+    from engines.preprocess import letterbox_image
+
+    for start in range(0, len(files) - batch + 1, batch):
+        out = np.empty((batch, 3, *input_hw), np.uint8)
+        for i, path in enumerate(files[start : start + batch]):
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                raise TridentError(f"calibration image {path} cannot be read; remove it or replace it")
+            out[i] = letterbox_image(image, Letterbox.fit(image.shape[:2], input_hw)).transpose(2, 0, 1)
+        yield out
