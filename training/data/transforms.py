@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from pipeline.types import Letterbox as LetterboxFit
 from training.data.sample import IGNORE_INDEX, PAD_VALUE, Sample, refit_boxes
 
 DEFAULT_INPUT_HW: tuple[int, int] = (384, 640)
@@ -36,9 +37,9 @@ def letterbox(
     """
     h, w = image.shape[:2]
     out_h, out_w = int(new_hw[0]), int(new_hw[1])
-    scale = min(out_h / h, out_w / w)
-    new_w, new_h = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
-    pad_x, pad_y = (out_w - new_w) // 2, (out_h - new_h) // 2
+    fit = LetterboxFit.fit((h, w), (out_h, out_w))  # the one convention the pipeline uses too
+    scale, pad_x, pad_y = fit.scale, int(fit.pad_x), int(fit.pad_y)
+    new_h, new_w = (max(1, v) for v in fit.resized_hw)
     if (new_w, new_h) != (w, h):
         interp = cv2.INTER_NEAREST if nearest else (cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         resized = cv2.resize(image, (new_w, new_h), interpolation=interp)
