@@ -43,7 +43,8 @@ class TrainConfig:
     batch_size: int = 8
     max_iters: int = 0  # stop after this many optimiser steps (0 = epochs decide); for smoke runs
     ema_decay: float = 0.9995  # weight EMA for evaluation and export; 0 disables
-    amp: bool = True  # mixed precision, used only on CUDA
+    amp: bool = True  # float16 mixed precision, used only on CUDA
+    cpu_amp: bool = False  # bfloat16 autocast on CPU: ~1.4x faster steps on CPUs with AVX512-BF16 or AMX, slower without
     seed: int = 0
     deterministic: bool = False  # bitwise-reproducible kernels (slower); seeding is always on
     balancing: str = "fixed"  # fixed | uncertainty | dwa

@@ -174,6 +174,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     total_steps = cfg.max_iters or cfg.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total_steps, cfg.optim.warmup_iters, cfg.optim.min_lr_ratio))
     use_amp = cfg.amp and device.type == "cuda"
+    cpu_amp = cfg.cpu_amp and device.type == "cpu"
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16 if cpu_amp else torch.float16, enabled=use_amp or cpu_amp)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     ema = ModelEMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     train_model = model
@@ -204,7 +206,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
         for images, targets in bar:
             images = images.to(device, non_blocking=True)
             targets = [_to_device({k: v for k, v in t.items() if k not in METADATA_KEYS}, device) for t in targets]
-            with torch.autocast(device.type, enabled=use_amp):
+            with autocast:
                 _, losses = train_model(images, targets)
             active = schedule.select(losses, step)
             total, _ = balancer(active, step)

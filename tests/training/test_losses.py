@@ -100,6 +100,26 @@ def test_partial_labels_give_every_key_but_nonzero_values_only_where_labels_exis
     assert grads and all(bool(torch.isfinite(g).all()) for g in grads)
 
 
+def test_under_bfloat16_autocast_every_head_loss_sees_float32_outputs_with_autocast_off(monkeypatch):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(input_hw=HW)).eval()  # eval: BN uses running stats in both passes
+    images, targets = _batch(2)
+    _, reference = model(images, targets)
+    seen = {}
+    for name, head in model.heads.items():
+        def spy(raw, batch, shared, _name=name, _loss=head.loss):
+            seen[_name] = ({t.dtype for t in raw.values()}, torch.is_autocast_enabled("cpu"))
+            return _loss(raw, batch, shared)
+
+        monkeypatch.setattr(head, "loss", spy)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, mixed = model(images, targets)
+    assert seen == {name: ({torch.float32}, False) for name in model.heads}
+    for key, value in mixed.items():
+        assert value.dtype == torch.float32, key
+        assert abs(float(value) - float(reference[key])) <= 0.05 * abs(float(reference[key])) + 1e-3, key
+
+
 def test_an_unlabelled_image_contributes_nothing_to_any_term(model):
     images, targets = _batch(1)
     model.eval()  # batch-independent BN, so the extra image cannot leak in through the features

@@ -67,6 +67,22 @@ def test_init_starts_a_new_run_from_checkpoint_weights(tiny_data, tmp_path):
     assert second.history[0]["step"] == 1  # a new run: the schedule starts again
 
 
+def test_cpu_amp_trains_in_bfloat16_and_keeps_float32_weights(tiny_data, tmp_path, monkeypatch):
+    entered = []
+    real_autocast = torch.autocast
+
+    def recording_autocast(device_type, dtype=None, enabled=True, **kw):
+        entered.append((device_type, dtype, enabled))
+        return real_autocast(device_type, dtype=dtype, enabled=enabled, **kw)
+
+    monkeypatch.setattr(torch, "autocast", recording_autocast)
+    result = train(load_train_config(None, _overrides(tiny_data, tmp_path, "epochs=2", "cpu_amp=true", "device=cpu")), progress=False)
+    assert ("cpu", torch.bfloat16, True) in entered
+    assert all(h["loss_det_box"] == h["loss_det_box"] for h in result.history)  # not NaN
+    state = torch.load(result.last, weights_only=True)
+    assert {v.dtype for k, v in state["model"].items() if v.is_floating_point()} == {torch.float32}
+
+
 def test_bad_training_inputs_are_clear_errors(tiny_data, tmp_path, capsys):
     assert main(["train", *_overrides(tiny_data, tmp_path, "optim.lrr=1")]) == 2
     assert "unknown config key 'optim.lrr'" in capsys.readouterr().err

@@ -95,11 +95,16 @@ class MultiTaskNet(nn.Module):
         batch = TargetBatch.from_list(
             targets, images.shape[0], (int(images.shape[2]), int(images.shape[3])), self.num_classes, images.device
         )
+        device_type = images.device.type
+        if torch.is_autocast_enabled(device_type):
+            # Features may run in float16/bfloat16; assignment, IoU and the losses do not.
+            raw = {name: {k: v.float() for k, v in r.items()} for name, r in raw.items()}
         shared: dict[str, Any] = {}
         losses: dict[str, torch.Tensor] = {}
-        for name, head in self.heads.items():
-            for term, value in head.loss(raw[name], batch, shared).items():
-                losses[f"loss_{name}_{term}"] = value
+        with torch.autocast(device_type, enabled=False):
+            for name, head in self.heads.items():
+                for term, value in head.loss(raw[name], batch, shared).items():
+                    losses[f"loss_{name}_{term}"] = value
         return outputs, losses
 
     def export_forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
