@@ -4,7 +4,10 @@ Pure functions over numpy and pycocotools (no torch). Detections are
 ``pipeline.types.Detections`` in *original image pixels*, keyed by COCO image
 id; class id ``k`` is the k-th category id of the ground truth in ascending
 order (the datasets' ``category_ids``). An image id that is evaluated but
-absent from the predictions counts as "predicted nothing".
+absent from the predictions counts as "predicted nothing". Evaluations over
+many images should hold ``EncodedDetections`` (masks already run-length
+encoded): 100 full-frame masks per 640x384 image are 25 MB dense, a few KB
+encoded.
 """
 
 from __future__ import annotations
@@ -25,6 +28,41 @@ if TYPE_CHECKING:
     from pycocotools.coco import COCO
 
 IGNORE_INDEX = 255
+
+
+@dataclass(frozen=True, eq=False)
+class EncodedDetections:
+    """One image's detections as evaluation keeps them: boxes, scores, classes and COCO RLE masks.
+
+    Accepted wherever the metrics take ``Detections``; ``rles`` is None when
+    the model predicts no masks.
+    """
+
+    boxes: np.ndarray  # float32[N,4] xyxy, original image pixels
+    scores: np.ndarray  # float32[N]
+    class_ids: np.ndarray  # int64[N]
+    rles: list[dict] | None
+    mask_hw: tuple[int, int] | None
+
+    @classmethod
+    def from_detections(cls, det: Detections) -> "EncodedDetections":
+        if det.masks is None:
+            return cls(det.boxes, det.scores, det.class_ids, None, None)
+        return cls(det.boxes, det.scores, det.class_ids, det.masks_rle(), tuple(int(v) for v in det.masks.shape[1:]))
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def masks_rle(self) -> list[dict]:
+        if self.rles is None:
+            raise TridentError("these detections carry no instance masks: the model or engine produced none")
+        return self.rles
+
+
+def _mask_hw(det: "Detections | EncodedDetections") -> tuple[int, int] | None:
+    if isinstance(det, EncodedDetections):
+        return det.mask_hw
+    return None if det.masks is None else tuple(int(v) for v in det.masks.shape[1:])
 
 
 @dataclass(frozen=True)
@@ -119,7 +157,7 @@ def _category_ids(gt: "COCO", category_ids: Sequence[int] | None) -> list[int]:
     return list(category_ids) if category_ids is not None else sorted(gt.getCatIds())
 
 
-def _image_ids(gt: "COCO", predictions: Mapping[int, Detections], image_ids: Iterable[int] | None) -> list[int]:
+def _image_ids(gt: "COCO", predictions: Mapping[int, "Detections | EncodedDetections"], image_ids: Iterable[int] | None) -> list[int]:
     known = set(gt.getImgIds())
     unknown = sorted(set(int(i) for i in predictions) - known)
     if unknown:
@@ -136,7 +174,7 @@ def _to_category(class_ids: np.ndarray, cats: list[int]) -> list[int]:
     return [cats[int(k)] for k in class_ids]
 
 
-def _coco_results(gt: "COCO", predictions: Mapping[int, Detections], cats: list[int], masks: bool) -> list[dict]:
+def _coco_results(gt: "COCO", predictions: Mapping[int, "Detections | EncodedDetections"], cats: list[int], masks: bool) -> list[dict]:
     results = []
     for image_id, det in predictions.items():
         if len(det) == 0:
@@ -144,9 +182,9 @@ def _coco_results(gt: "COCO", predictions: Mapping[int, Detections], cats: list[
         cat = _to_category(det.class_ids, cats)
         if masks:
             img = gt.imgs[int(image_id)]
-            if det.masks.shape[1:] != (img["height"], img["width"]):
+            if _mask_hw(det) != (img["height"], img["width"]):
                 raise TridentError(
-                    f"masks of image {image_id} are {det.masks.shape[1:]} but the image is {(img['height'], img['width'])}; "
+                    f"masks of image {image_id} are {_mask_hw(det)} but the image is {(img['height'], img['width'])}; "
                     "undo the letterbox (training.data.unletterbox_masks) before evaluating"
                 )
             for rle, c, s in zip(det.masks_rle(), cat, det.scores):
@@ -186,7 +224,7 @@ def _coco_eval(gt: "COCO", results: list[dict], iou_type: str, image_ids: list[i
 
 def coco_map(
     gt: "COCO | str | Path",
-    predictions: Mapping[int, Detections],
+    predictions: Mapping[int, "Detections | EncodedDetections"],
     category_ids: Sequence[int] | None = None,
     image_ids: Iterable[int] | None = None,
 ) -> dict[str, Any]:
@@ -204,7 +242,7 @@ def coco_map(
     m, m50, per = _coco_eval(gt, _coco_results(gt, predictions, cats, masks=False), "bbox", ids, cats)
     out.update(box_map=m, box_map50=m50, box_ap_per_class={names.get(c, str(c)): v for c, v in per.items()})
     gt_has_segm = any("segmentation" in a for a in gt.anns.values())
-    preds_have_masks = all(d.masks is not None for d in predictions.values() if len(d))
+    preds_have_masks = all(_mask_hw(d) is not None for d in predictions.values() if len(d))
     if gt_has_segm and preds_have_masks:
         m, m50, per = _coco_eval(gt, _coco_results(gt, predictions, cats, masks=True), "segm", ids, cats)
         out.update(mask_map=m, mask_map50=m50, mask_ap_per_class={names.get(c, str(c)): v for c, v in per.items()})
@@ -223,7 +261,7 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def precision_recall_f1(
     gt: "COCO | str | Path",
-    predictions: Mapping[int, Detections],
+    predictions: Mapping[int, "Detections | EncodedDetections"],
     score_threshold: float = 0.5,
     iou_threshold: float = 0.5,
     category_ids: Sequence[int] | None = None,
@@ -308,7 +346,7 @@ def semantic_iou(confusion: np.ndarray) -> tuple[float | None, list[float | None
 
 def evaluate(
     gt: "COCO | str | Path | None" = None,
-    predictions: Mapping[int, Detections] | None = None,
+    predictions: Mapping[int, "Detections | EncodedDetections"] | None = None,
     semantic_predictions: Iterable[np.ndarray] | None = None,
     semantic_targets: Iterable[np.ndarray] | None = None,
     semantic_class_names: Sequence[str] = (),

@@ -37,8 +37,9 @@ def predict(
     spec,
     post_cfg=None,
 ) -> tuple[dict[int, Any], dict[int, np.ndarray], dict[int, np.ndarray]]:
-    """infer(images uint8 [B,3,H,W]) -> RawOutputs. Returns detections, semantic predictions and semantic gt per image id."""
+    """infer(images uint8 [B,3,H,W]) -> RawOutputs. Returns detections (EncodedDetections), semantic predictions and semantic gt per image id."""
     from engines.postprocess import PostprocessConfig, postprocess
+    from training.evaluate import EncodedDetections
 
     post_cfg = post_cfg or PostprocessConfig(score_threshold=0.001, max_detections=100)
     detections, sem_pred, sem_gt = {}, {}, {}
@@ -47,7 +48,7 @@ def predict(
         results = postprocess(infer(images), spec, lbs, post_cfg)
         for t, lb, (dets, sem) in zip(targets, lbs, results):
             image_id = int(t["image_id"])
-            detections[image_id] = dets
+            detections[image_id] = EncodedDetections.from_detections(dets)  # dense masks would not fit in memory
             if sem is not None and t.get("semantic") is not None:
                 sem_pred[image_id] = sem.labels
                 sem_gt[image_id] = semantic_to_frame(t["semantic"], lb)

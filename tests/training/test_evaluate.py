@@ -79,6 +79,23 @@ def test_perfect_predictions_on_synthetic_val_score_one(tmp_path: Path) -> None:
     assert result.num_images == 5
 
 
+def test_run_length_encoded_detections_score_exactly_like_dense_ones(tmp_path: Path) -> None:
+    from training.evaluate import EncodedDetections
+
+    generate_dataset(SynthConfig(videos=2, frames=5, width=128, height=96, seed=2), tmp_path, workers=1)
+    gt = tmp_path / "annotations" / "instances_val.json"
+    dense = gt_as_detections(gt)
+    for d in dense.values():  # spoil the masks a little so the scores are not all 1
+        if len(d):
+            d.masks[:, :, ::3] = False
+    encoded = {k: EncodedDetections.from_detections(d) for k, d in dense.items()}
+    a, b = evaluate(gt, dense), evaluate(gt, encoded)
+    assert a.mask_map < 0.99 and a.to_dict() == b.to_dict()
+    wrong = {k: EncodedDetections(d.boxes, d.scores, d.class_ids, d.rles, (48, 64)) for k, d in encoded.items()}
+    with pytest.raises(TridentError, match="masks of image .* but the image is"):
+        evaluate(gt, wrong)
+
+
 def test_perfect_semantic_predictions_give_miou_one() -> None:
     rng = np.random.default_rng(0)
     maps = [rng.integers(0, len(SEMANTIC_CLASSES), (12, 16), dtype=np.uint8) for _ in range(3)]
