@@ -28,18 +28,24 @@ def list_calibration_images(folder: Path, limit: int) -> list[Path]:
     return files
 
 
+def read_calibration_image(path: Path) -> np.ndarray:
+    """BGR uint8 image; an unreadable file is an error naming it (never a silent None)."""
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise TridentError(f"calibration image {path} cannot be read; remove it or replace it")
+    return image
+
+
 def calibration_batches(files: list[Path], input_hw: tuple[int, int], batch: int) -> Iterator[np.ndarray]:
     """uint8 [B,3,H,W] BGR batches, letterboxed exactly as the pipeline does; the last partial batch is dropped
     because the calibrator must hand TensorRT full batches."""
-    import cv2
-
     from engines.preprocess import letterbox_image
 
     for start in range(0, len(files) - batch + 1, batch):
         out = np.empty((batch, 3, *input_hw), np.uint8)
         for i, path in enumerate(files[start : start + batch]):
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
-                raise TridentError(f"calibration image {path} cannot be read; remove it or replace it")
+            image = read_calibration_image(path)
             out[i] = letterbox_image(image, Letterbox.fit(image.shape[:2], input_hw)).transpose(2, 0, 1)
         yield out

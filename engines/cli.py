@@ -35,18 +35,20 @@ def _export(args: argparse.Namespace) -> int:
     if args.int8 and args.fp16:
         raise TridentError("--int8 and --fp16 exclude each other; pick one")
     out = Path(args.out)
-    target = out.with_name(out.stem + ".fp32.onnx") if args.int8 else out
-    export_checkpoint(args.weights, target, input_hw=tuple(args.imgsz) if args.imgsz else None, batch_range=tuple(args.batch_range), opset=args.opset, fp16=args.fp16)
-    if args.int8:
-        import cv2
-
-        from engines.calibration import list_calibration_images
-        from engines.quantize import quantize_int8, synthetic_calibration_frames
+    frames = None
+    if args.int8:  # calibration images first: a bad folder fails before anything is written
+        from engines.calibration import list_calibration_images, read_calibration_image
+        from engines.quantize import synthetic_calibration_frames
 
         if args.calib_data:
-            frames = [cv2.imread(str(p)) for p in list_calibration_images(Path(args.calib_data), args.calib_images)]
+            frames = [read_calibration_image(p) for p in list_calibration_images(Path(args.calib_data), args.calib_images)]
         else:
             frames = synthetic_calibration_frames(tuple(args.imgsz) if args.imgsz else (384, 640), args.calib_images)
+    target = out.with_name(out.stem + ".fp32.onnx") if args.int8 else out
+    export_checkpoint(args.weights, target, input_hw=tuple(args.imgsz) if args.imgsz else None, batch_range=tuple(args.batch_range), opset=args.opset, fp16=args.fp16)
+    if frames is not None:
+        from engines.quantize import quantize_int8
+
         quantize_int8(target, out, frames)
         target.unlink()
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")

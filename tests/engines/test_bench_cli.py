@@ -64,3 +64,18 @@ def test_int8_export_runs_and_stays_close_to_fp32(tmp_path, capsys):
     assert agree > 0.8
     assert np.median(np.abs(np.asarray(a.boxes) - np.asarray(b.boxes))) < 4.0
     assert main(["export", "--weights", str(weights), "--out", str(tmp_path / "x.onnx"), "--int8", "--fp16"]) == 2
+
+
+def test_int8_export_with_an_unreadable_calibration_image_names_it_and_writes_nothing(tmp_path, capsys):
+    from pipeline.cli import main
+    from pipeline.commands import BUNDLED_WEIGHTS, asset
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    (calib / "broken.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "m-int8.onnx"
+    rc = main(["export", "--weights", str(asset(BUNDLED_WEIGHTS)), "--out", str(out), "--int8", "--calib-data", str(calib)])
+    assert rc != 0
+    err = capsys.readouterr().err
+    assert "calibration image" in err and "broken.jpg" in err and "cannot be read" in err
+    assert list(tmp_path.glob("*.onnx")) == []
