@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from pipeline.types import Detections
+from pipeline.contracts import Detections
 from trackers.config import TrackerConfig
 from trackers.factory import make_tracker
 

@@ -29,7 +29,9 @@ from typing import Callable
 
 import numpy as np
 
-from pipeline.types import Detections, TridentError
+from pipeline.contracts import Detections
+
+from pipeline.errors import TridentError
 from trackers.config import TrackerConfig
 from trackers.factory import make_tracker
 from trackers.metrics import MotMetrics, combine_metrics, evaluate_mot, format_table

@@ -9,7 +9,7 @@ import numpy as np
 
 from engines.postprocess import RawOutputs
 from engines.spec import ModelSpec
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 
 TORCH_SUFFIXES = (".pt", ".pth")
 ONNX_SUFFIXES = (".onnx",)

@@ -10,7 +10,9 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline.types import Letterbox, TridentError
+from pipeline.errors import TridentError
+
+from pipeline.letterbox import Letterbox
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 
 
 def _pos_int(text: str) -> int:

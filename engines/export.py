@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engines.spec import INPUT_NAME, SPEC_METADATA_KEY, ModelSpec
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 
 DEFAULT_OPSET = 17
 

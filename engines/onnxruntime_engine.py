@@ -11,7 +11,7 @@ import numpy as np
 from engines.base import as_numpy, check_images
 from engines.postprocess import RawOutputs
 from engines.spec import INPUT_NAME, SPEC_METADATA_KEY, ModelSpec
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 
 
 def default_threads() -> int:

@@ -18,7 +18,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from engines.spec import OUTPUT_NAMES, ModelSpec
-from pipeline.types import Detections, Letterbox, SemanticMap, TridentError
+from pipeline.contracts import Detections, SemanticMap
+from pipeline.errors import TridentError
+from pipeline.letterbox import Letterbox
 
 PROTO_STRIDE = 4  # protos and sem_logits are at 1/4 of the input resolution
 

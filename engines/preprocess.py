@@ -13,7 +13,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pipeline.types import Letterbox, TridentError
+from pipeline.errors import TridentError
+
+from pipeline.letterbox import Letterbox
 
 PAD_VALUE = 114
 

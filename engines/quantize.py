@@ -20,7 +20,7 @@ from typing import Iterable
 import numpy as np
 
 from engines.spec import SPEC_METADATA_KEY, ModelSpec
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 
 
 def synthetic_calibration_frames(input_hw: tuple[int, int], count: int = 32, seed: int = 5) -> list[np.ndarray]:

@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 
 SPEC_METADATA_KEY = "trident.spec"
 SPEC_FORMAT = 1

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from engines.calibration import calibration_batches, list_calibration_images
 from engines.spec import INPUT_NAME, ModelSpec
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 
 PRECISIONS = ("fp32", "fp16", "int8")
 

@@ -11,7 +11,7 @@ from engines.base import check_images
 from engines.postprocess import RawOutputs
 from engines.spec import INPUT_NAME
 from engines.tensorrt_build import check_engine_compat, read_sidecar
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 
 
 def _torch_dtype(trt_dtype: Any):

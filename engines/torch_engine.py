@@ -10,7 +10,7 @@ import numpy as np
 from engines.base import check_images
 from engines.export import spec_from_model_config
 from engines.postprocess import RawOutputs
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 
 
 class TorchEngine:

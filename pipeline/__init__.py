@@ -1,6 +1,6 @@
 """Trident streaming runtime.
 
-Kept light on purpose: importing `pipeline` (or `pipeline.types`) pulls in
+Kept light on purpose: importing `pipeline` (or its contract modules: `pipeline.contracts`, `pipeline.errors`, `pipeline.letterbox`, `pipeline.boxes`, `pipeline.config_files`) pulls in
 numpy only, so `engines` and `trackers` can use the data contracts without
 the runtime, torch or OpenCV.
 """

@@ -11,7 +11,7 @@ from typing import Any
 
 from pipeline.config import RunConfig
 from pipeline.metrics import Metrics, PrometheusServer
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 
 log = logging.getLogger("trident.run")
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from pipeline.queues import BoundedQueue, Closed
 from pipeline.sources.base import EndOfStream
-from pipeline.types import Frame, TridentError
+from pipeline.contracts import Frame
+from pipeline.errors import TridentError
 
 
 @dataclass(frozen=True)

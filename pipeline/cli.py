@@ -6,7 +6,7 @@ is a ``register(subparsers)`` function that adds one parser and sets its
 ``handler``. Registration imports only argparse-level code; a handler imports
 torch, OpenCV or onnxruntime when it runs, so `trident --help` stays fast.
 
-Bad input raises :class:`pipeline.types.TridentError`; the CLI prints its
+Bad input raises :class:`pipeline.errors.TridentError`; the CLI prints its
 message as one line and exits 2. Anything else is a bug and keeps its
 traceback.
 """
@@ -19,7 +19,7 @@ from importlib import metadata
 from typing import Callable, Sequence
 
 from pipeline import __version__
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 
 ENTRY_POINT_GROUP = "trident.commands"
 

@@ -9,7 +9,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 
 BUNDLED_WEIGHTS = "trident_n_synth.pt"
 BUNDLED_CLIP = "demo_clip.mp4"

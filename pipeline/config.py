@@ -13,7 +13,8 @@ from engines.postprocess import PostprocessConfig
 from pipeline.batcher import BatchConfig
 from pipeline.draw import DrawConfig
 from pipeline.sources.base import SourceConfig
-from pipeline.types import TridentError, apply_override, config_from_dict, load_config_file  # noqa: F401 (re-exported)
+from pipeline.config_files import apply_override, config_from_dict, load_config_file
+from pipeline.errors import TridentError  # noqa: F401 (re-exported)
 from trackers.config import TrackerConfig
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.types import FrameResult
+from pipeline.contracts import FrameResult
 
 
 def palette(n: int, seed: int = 3) -> np.ndarray:

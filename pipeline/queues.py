@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any, Generic, TypeVar
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 
 T = TypeVar("T")
 

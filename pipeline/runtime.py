@@ -27,7 +27,8 @@ from pipeline.metrics import Metrics
 from pipeline.sinks.base import Sink, SinkRunner
 from pipeline.sources import Source, SourceConfig, make_source
 from pipeline.sources.base import EndOfStream
-from pipeline.types import FrameResult, TridentError
+from pipeline.contracts import FrameResult
+from pipeline.errors import TridentError
 from trackers.config import TrackerConfig
 
 log = logging.getLogger("trident.pipeline")

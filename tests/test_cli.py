@@ -11,7 +11,7 @@ import pytest
 
 from pipeline import __version__
 from pipeline.cli import build_parser, main
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 
 BIN = Path(sys.executable).parent
 

@@ -23,7 +23,11 @@ def _loaded_after_import(module: str) -> set[str]:
     [
         # the contracts and the light package root pull in numpy only
         ("pipeline", HEAVY | {"engines", "trackers", "training"}),
-        ("pipeline.types", HEAVY | {"engines", "trackers", "training"}),
+        ("pipeline.errors", HEAVY | {"engines", "trackers", "training"}),
+        ("pipeline.contracts", HEAVY | {"engines", "trackers", "training"}),
+        ("pipeline.letterbox", HEAVY | {"engines", "trackers", "training"}),
+        ("pipeline.boxes", HEAVY | {"engines", "trackers", "training"}),
+        ("pipeline.config_files", HEAVY | {"engines", "trackers", "training"}),
         ("pipeline.cli", HEAVY | {"engines", "trackers", "training"}),
         ("trackers", HEAVY | {"engines", "training"}),
         ("engines", HEAVY | {"training", "trackers"}),

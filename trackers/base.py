@@ -15,7 +15,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from pipeline.types import Detections, TridentError, Tracks
+from pipeline.contracts import Detections, Tracks
+
+from pipeline.errors import TridentError
 from trackers.config import TrackerConfig
 from trackers.matching import box_iou, gate_classes, mask_iou
 from trackers.track import RemovedTrack, TrackTable
@@ -71,7 +73,7 @@ class BaseTracker(abc.ABC):
         """
         if not isinstance(detections, Detections):
             raise TridentError(
-                f"tracker.update expects pipeline.types.Detections, got {type(detections).__name__}; "
+                f"tracker.update expects pipeline.contracts.Detections, got {type(detections).__name__}; "
                 "wrap boxes/scores/class_ids in Detections(...)"
             )
         now = _check_time(frame_time, self._last_time)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.types import Detections
+from pipeline.contracts import Detections
 from trackers.base import BaseTracker
 from trackers.matching import assign
 from trackers.track import TrackState

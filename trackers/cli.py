@@ -14,7 +14,7 @@ import math
 import os
 import time
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 
 
 def register_track(subparsers: argparse._SubParsersAction) -> None:

@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 
 __all__ = ["TrackerConfig", "ALGORITHMS"]
 

@@ -12,30 +12,13 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from pipeline.boxes import box_iou  # re-exported: the one box IoU of the project
+
 __all__ = ["box_iou", "mask_iou", "gate_classes", "assign", "Assignment"]
 
 # Cost given to gated pairs. Finite, so linear_sum_assignment always has a
 # feasible solution; any pair left at this cost is dropped afterwards.
 _GATED = 1e6
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """[M,4] x [N,4] xyxy -> [M,N] IoU in [0, 1]; zero-area boxes give 0."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.maximum(ix2 - ix1, 0.0) * np.maximum(iy2 - iy1, 0.0)
-    area_a = np.maximum(a[:, 2] - a[:, 0], 0.0) * np.maximum(a[:, 3] - a[:, 1], 0.0)
-    area_b = np.maximum(b[:, 2] - b[:, 0], 0.0) * np.maximum(b[:, 3] - b[:, 1], 0.0)
-    union = area_a[:, None] + area_b[None, :] - inter
-    out = np.zeros_like(inter)
-    np.divide(inter, union, out=out, where=union > 0)
-    return out
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 from trackers.matching import box_iou, gate_classes
 from trackers.mot_io import MotSequence
 

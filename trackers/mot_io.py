@@ -20,7 +20,9 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from pipeline.types import Detections, TridentError, Tracks
+from pipeline.contracts import Detections, Tracks
+
+from pipeline.errors import TridentError
 
 __all__ = ["MotSequence", "read_mot", "write_mot", "tracks_to_sequence"]
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.types import Detections, Tracks
+from pipeline.contracts import Detections, Tracks
 from trackers.config import TrackerConfig
 from trackers.kalman import BoxKalmanFilter, cxcywh_to_xyxy
 

@@ -22,7 +22,7 @@ from collections.abc import Collection, Mapping, Sequence
 import torch
 from torch import nn
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 
 __all__ = [
     "FixedWeights",

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pipeline.types import TridentError, apply_override, config_from_dict, load_config_file
+from pipeline.config_files import apply_override, config_from_dict, load_config_file
+
+from pipeline.errors import TridentError
 from training.model.config import ModelConfig
 
 

@@ -1,7 +1,7 @@
 """Evaluation metrics: COCO box and mask mAP, precision/recall/F1, and semantic mIoU.
 
 Pure functions over numpy and pycocotools (no torch). Detections are
-``pipeline.types.Detections`` in *original image pixels*, keyed by COCO image
+``pipeline.contracts.Detections`` in *original image pixels*, keyed by COCO image
 id; class id ``k`` is the k-th category id of the ground truth in ascending
 order (the datasets' ``category_ids``). An image id that is evaluated but
 absent from the predictions counts as "predicted nothing". Evaluations over
@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from pipeline.types import Detections, TridentError
+from pipeline.boxes import box_iou
+from pipeline.contracts import Detections
+from pipeline.errors import TridentError
 
 if TYPE_CHECKING:
     from pycocotools.coco import COCO
@@ -247,16 +249,6 @@ def coco_map(
         m, m50, per = _coco_eval(gt, _coco_results(gt, predictions, cats, masks=True), "segm", ids, cats)
         out.update(mask_map=m, mask_map50=m50, mask_ap_per_class={names.get(c, str(c)): v for c, v in per.items()})
     return out
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of xyxy boxes a[N,4] and b[M,4] -> [N,M]."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=2)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def precision_recall_f1(

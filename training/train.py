@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 from training.config import TrainConfig
 
 log = logging.getLogger("trident.train")

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from pipeline.types import Letterbox
+from pipeline.letterbox import Letterbox
 
 
 def letterbox_of(target: dict[str, Any], input_hw: tuple[int, int]) -> Letterbox:

@@ -11,7 +11,7 @@ import logging
 import threading
 
 from pipeline.queues import BoundedQueue, Closed
-from pipeline.types import FrameResult
+from pipeline.contracts import FrameResult
 
 log = logging.getLogger("trident.sink")
 

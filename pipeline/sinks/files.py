@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from pipeline.sinks.base import Sink
-from pipeline.types import FrameResult
+from pipeline.contracts import FrameResult
 
 
 class MotSink(Sink):

@@ -10,7 +10,8 @@ import numpy as np
 
 from pipeline.draw import Annotator
 from pipeline.sinks.base import Sink
-from pipeline.types import FrameResult, TridentError
+from pipeline.contracts import FrameResult
+from pipeline.errors import TridentError
 
 
 class VideoSink(Sink):

@@ -22,7 +22,8 @@ import numpy as np
 
 from pipeline.queues import BoundedQueue
 from pipeline.sources.uri import redact
-from pipeline.types import Frame, TridentError
+from pipeline.contracts import Frame
+from pipeline.errors import TridentError
 
 log = logging.getLogger("trident.source")
 

@@ -9,7 +9,7 @@ bounded when inference is slower than the camera.
 
 from __future__ import annotations
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 
 _DEPAY = {"h264": "rtph264depay ! h264parse", "h265": "rtph265depay ! h265parse"}
 _PARSE = {"h264": "h264parse", "h265": "h265parse"}

@@ -12,7 +12,7 @@ from engines.export import export_onnx
 from engines.postprocess import PostprocessConfig, postprocess
 from engines.preprocess import letterbox_batch
 from engines.spec import SPEC_METADATA_KEY, ModelSpec
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 from tests.engines.helpers import INPUT_HW, export_tiny_model, save_tiny_checkpoint, tiny_model
 
 # Random-weight nets give many low-confidence boxes; a low threshold makes NMS and masks do real work.

@@ -7,7 +7,8 @@ import pytest
 
 from engines.postprocess import PostprocessConfig, RawOutputs, postprocess
 from engines.spec import ModelSpec
-from pipeline.types import Letterbox, TridentError
+from pipeline.errors import TridentError
+from pipeline.letterbox import Letterbox
 
 INPUT_HW = (64, 96)
 SPEC = ModelSpec(

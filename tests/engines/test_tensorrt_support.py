@@ -19,7 +19,7 @@ from engines.tensorrt_build import (
     read_sidecar,
     write_sidecar,
 )
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
 SPEC = ModelSpec(input_hw=(64, 96), class_names=("a", "b"), batch_range=(1, 2, 4))

@@ -11,7 +11,8 @@ import pytest
 from pipeline.batcher import BatchConfig, Batcher
 from pipeline.queues import BoundedQueue, Closed
 from pipeline.sources.base import EndOfStream
-from pipeline.types import Frame, TridentError
+from pipeline.contracts import Frame
+from pipeline.errors import TridentError
 
 
 def _frame(sid: str, i: int) -> Frame:

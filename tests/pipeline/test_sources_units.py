@@ -9,7 +9,7 @@ import pytest
 from pipeline.metrics import Metrics, PrometheusServer
 from pipeline.sources import SourceConfig, classify, redact, stream_name
 from pipeline.sources.jetson import jetson_csi_pipeline, jetson_file_pipeline, jetson_rtsp_pipeline
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from pipeline.types import ContractError, Detections, Frame, FrameResult, SemanticMap, Tracks, TridentError
+from pipeline.contracts import Detections, Frame, FrameResult, SemanticMap, Tracks
+
+from pipeline.errors import ContractError, TridentError
 
 
 def _dets(n: int = 2, h: int = 8, w: int = 10, masks: bool = True) -> Detections:

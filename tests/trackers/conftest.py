@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pytest
 
-from pipeline.types import Detections
+from pipeline.contracts import Detections
 
 
 def make_dets(boxes: Sequence[Sequence[float]], scores: Sequence[float] | None = None,

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 from trackers import ByteTracker, SortTracker, TrackerConfig, make_tracker
 
 

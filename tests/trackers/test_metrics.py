@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 from trackers import TrackerConfig, make_tracker
 from trackers.metrics import HOTA_ALPHAS, combine_metrics, evaluate_mot
 from trackers.mot_io import MotSequence, read_mot, tracks_to_sequence, write_mot

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.types import TridentError, Tracks
+from pipeline.contracts import Tracks
+
+from pipeline.errors import TridentError
 from trackers.mot_io import MotSequence, read_mot, tracks_to_sequence, write_mot
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.types import Tracks
+from pipeline.contracts import Tracks
 from trackers import TrackerConfig, TrackState, make_tracker
 
 FPS = 30.0

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 from training.data import (
     CocoInstances,
     Compose,

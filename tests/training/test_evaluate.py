@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from pipeline.types import Detections, TridentError
+from pipeline.contracts import Detections
+
+from pipeline.errors import TridentError
 from training.evaluate import (
     EvalResult,
     coco_map,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 from training.balancing import AlternatingSchedule, DynamicWeightAverage, FixedWeights, JointSchedule, UncertaintyWeighting
 from training.losses import MaskLoss, SemanticLoss, TargetBatch, TaskAlignedAssigner, quality_focal_loss
 from training.losses.assigner import Assignment

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 from training.model import ExportWrapper, ModelConfig, build_model, load_model, save_checkpoint
 from training.model.normalize import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, ImageNormalizer
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pipeline.cli import main
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 from training.config import load_train_config
 from training.train import lr_factor, train
 

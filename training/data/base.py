@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 from training.data.sample import IGNORE_INDEX, Sample, to_model_input
 from training.data.transforms import DEFAULT_INPUT_HW, Letterbox
 

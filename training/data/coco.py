@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 from training.data import base as kinds
 from training.data.base import LabelledDataset, read_image
 from training.data.sample import Sample

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 
 if TYPE_CHECKING:
     import torch

@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 from training.data import base as kinds
 from training.data.base import LabelledDataset, clean_semantic, image_size, read_image, read_label_png
 from training.data.coco import ImageEntry, decode_masks, load_coco_index

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from pipeline.types import Letterbox as LetterboxFit
+from pipeline.letterbox import Letterbox as LetterboxFit
 from training.data.sample import IGNORE_INDEX, PAD_VALUE, Sample, refit_boxes
 
 DEFAULT_INPUT_HW: tuple[int, int] = (384, 640)

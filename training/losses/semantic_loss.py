@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 from training.losses.targets import SEMANTIC_IGNORE, TargetBatch
 
 __all__ = ["SemanticLoss"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 
 __all__ = ["TargetBatch", "SEMANTIC_IGNORE"]
 

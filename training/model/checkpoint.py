@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 from training.model.config import ModelConfig, build_model
 
 __all__ = ["save_checkpoint", "load_model", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION"]

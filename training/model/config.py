@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 
 if TYPE_CHECKING:
     from training.model.multitask import MultiTaskNet

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 from training.model.layers import SPPF, C2f, ConvBNAct
 from training.model.normalize import ImageNormalizer
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 from training.losses.mask_loss import MaskLoss
 from training.losses.targets import TargetBatch
 from training.model.layers import ConvBNAct

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 from training.losses.targets import TargetBatch
 from training.model.normalize import check_images
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 
 __all__ = ["ImageNormalizer", "check_images", "IMAGENET_MEAN_RGB", "IMAGENET_STD_RGB"]
 

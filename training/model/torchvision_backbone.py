@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 from training.model.normalize import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, ImageNormalizer
 
 __all__ = ["TorchvisionBackbone", "TORCHVISION_TAPS"]

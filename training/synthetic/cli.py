@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -27,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 
-from pipeline.types import TridentError
+from pipeline.errors import TridentError
 from training.synthetic.shapes import SEMANTIC_CLASSES, THING_CLASSES
 
 MAX_SIDE = 4096

@@ -10,35 +10,14 @@ wrong array fails where it is made, not three stages later.
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = [
-    "TridentError",
-    "ContractError",
-    "Frame",
-    "Detections",
-    "SemanticMap",
-    "Tracks",
-    "FrameResult",
-    "Letterbox",
-    "config_from_dict",
-    "load_config_file",
-    "apply_override",
-]
+from pipeline.errors import ContractError
 
-
-class TridentError(Exception):
-    """Bad input a user can fix. The message names the thing and the fix; the
-    CLI prints it as one line and exits non-zero instead of a traceback."""
-
-
-class ContractError(TridentError, ValueError):
-    """An array handed to a data contract has the wrong shape, dtype or value."""
+__all__ = ["Frame", "Detections", "SemanticMap", "Tracks", "FrameResult"]
 
 
 def _check_array(owner: str, name: str, value: Any, dtype: np.dtype | type, shape: tuple) -> None:
@@ -258,129 +237,3 @@ class FrameResult:
                 )
             if self.tracks is not None and len(self.tracks) and int(self.tracks.det_index.max()) >= len(self.detections):
                 raise ContractError("FrameResult: a track's det_index points past the frame's detections")
-
-
-@dataclass(frozen=True)
-class Letterbox:
-    """How a frame was fitted into the network input, so outputs can be mapped back.
-
-    The frame (orig_hw) was resized by `scale` (same on both axes, aspect kept)
-    and placed at (pad_x, pad_y) inside an input of input_hw; the rest is padding.
-    """
-
-    scale: float
-    pad_x: float
-    pad_y: float
-    orig_hw: tuple[int, int]
-    input_hw: tuple[int, int]
-
-    @classmethod
-    def fit(cls, orig_hw: tuple[int, int], input_hw: tuple[int, int]) -> "Letterbox":
-        """The one letterbox convention of the project: centred, integer padding."""
-        (h, w), (ih, iw) = orig_hw, input_hw
-        if h <= 0 or w <= 0 or ih <= 0 or iw <= 0:
-            raise ContractError(f"Letterbox sizes must be positive, got frame {orig_hw} into input {input_hw}")
-        scale = min(ih / h, iw / w)
-        nh, nw = int(round(h * scale)), int(round(w * scale))
-        return cls(scale, float((iw - nw) // 2), float((ih - nh) // 2), (int(h), int(w)), (int(ih), int(iw)))
-
-    @property
-    def resized_hw(self) -> tuple[int, int]:
-        return int(round(self.orig_hw[0] * self.scale)), int(round(self.orig_hw[1] * self.scale))
-
-    def boxes_to_frame(self, boxes: np.ndarray) -> np.ndarray:
-        """xyxy in input pixels -> xyxy in frame pixels, clipped to the frame."""
-        out = np.asarray(boxes, np.float32).copy()
-        out[:, [0, 2]] = (out[:, [0, 2]] - self.pad_x) / self.scale
-        out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_y) / self.scale
-        h, w = self.orig_hw
-        out[:, [0, 2]] = out[:, [0, 2]].clip(0, w)
-        out[:, [1, 3]] = out[:, [1, 3]].clip(0, h)
-        return out
-
-    def boxes_to_input(self, boxes: np.ndarray) -> np.ndarray:
-        """xyxy in frame pixels -> xyxy in input pixels."""
-        out = np.asarray(boxes, np.float32).copy()
-        out[:, [0, 2]] = out[:, [0, 2]] * self.scale + self.pad_x
-        out[:, [1, 3]] = out[:, [1, 3]] * self.scale + self.pad_y
-        return out
-
-
-def _convert_field(tp: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):
-            return value
-        if not isinstance(value, dict):
-            raise TridentError(f"config key '{where}' must be a table/mapping, got {type(value).__name__}")
-        return config_from_dict(tp, value, where)
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)):
-            raise TridentError(f"config key '{where}' must be a list, got {type(value).__name__}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert_field(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-        return tuple(value)
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp in (int, float, str, bool) and not isinstance(value, tp):
-        raise TridentError(f"config key '{where}' must be {tp.__name__}, got {value!r}")
-    return value
-
-
-def config_from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
-    """Build the frozen config dataclass `cls` from a mapping (YAML/TOML/CLI).
-
-    Unknown keys and wrong scalar types are errors naming the dotted key, so a
-    typo never falls back to a default silently. Nested dataclasses recurse.
-    """
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in known:
-            path = f"{where}.{key}" if where else key
-            raise TridentError(f"unknown config key '{path}'; valid keys here: {', '.join(sorted(known))}")
-    return cls(**{k: _convert_field(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()})
-
-
-def load_config_file(path: Any) -> dict[str, Any]:
-    from pathlib import Path
-
-    path = Path(path)
-    if not path.exists():
-        raise TridentError(f"config file {path} does not exist")
-    text = path.read_text()
-    try:
-        if path.suffix.lower() == ".toml":
-            try:
-                import tomllib
-            except ImportError:  # Python 3.10
-                raise TridentError(f"{path}: TOML configs need Python >= 3.11; write the config as YAML") from None
-            data = tomllib.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-    except Exception as exc:
-        raise TridentError(f"config file {path} does not parse: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise TridentError(f"config file {path} must hold a mapping at the top level")
-    return data
-
-
-def apply_override(data: dict[str, Any], assignment: str) -> None:
-    """`a.b.c=value` into nested dicts; the value is parsed as YAML (numbers, booleans, lists)."""
-    import yaml
-
-    if "=" not in assignment:
-        raise TridentError(f"override {assignment!r} must look like key.sub=value")
-    key, raw = assignment.split("=", 1)
-    parts = [p for p in key.strip().split(".") if p]
-    if not parts:
-        raise TridentError(f"override {assignment!r} has an empty key")
-    node = data
-    for p in parts[:-1]:
-        node = node.setdefault(p, {})
-        if not isinstance(node, dict):
-            raise TridentError(f"override {assignment!r}: '{p}' is not a table")
-    node[parts[-1]] = yaml.safe_load(raw)
