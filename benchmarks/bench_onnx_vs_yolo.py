@@ -36,7 +36,7 @@ def session(path: Path, threads: int) -> ort.InferenceSession:
 
 
 def export_ours(weights: str | None, out: Path) -> Path:
-    from engines.export import export_onnx
+    from training.export import export_onnx
     from training.model.checkpoint import load_model
     from training.model.config import ModelConfig, build_model
 

@@ -25,7 +25,7 @@ def rss_mb() -> float:
 
 
 def main() -> None:
-    from engines.base import load_engine
+    from engines.loader import load_engine
     from pipeline.batcher import BatchConfig
     from pipeline.runtime import Pipeline
     from pipeline.sources import SourceConfig

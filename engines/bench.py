@@ -14,14 +14,6 @@ from engines.postprocess import PostprocessConfig, postprocess
 from engines.preprocess import letterbox_batch
 
 
-def sample_frames(frame_hw: tuple[int, int], count: int, seed: int = 0) -> list[np.ndarray]:
-    """Realistic frames (synthetic street scenes), so the post-process sees real detection counts."""
-    from training.synthetic.scene import VideoScene
-
-    scene = VideoScene(frame_hw[1], frame_hw[0], count, np.random.default_rng(seed))
-    return [f.image for f in scene.render()]
-
-
 def run_bench(engine: Engine, frames: list[np.ndarray], batch: int, iters: int, warmup: int, device: str = "cpu", post_cfg: PostprocessConfig = PostprocessConfig()) -> dict[str, Any]:
     spec = engine.spec
     times: dict[str, list[float]] = {"preprocess": [], "infer": [], "postprocess": [], "total": []}

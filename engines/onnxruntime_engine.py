@@ -8,9 +8,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from engines.base import as_numpy, check_images
+from engines.base import as_numpy, check_images, require_module
 from engines.postprocess import RawOutputs
-from engines.spec import INPUT_NAME, SPEC_METADATA_KEY, ModelSpec
+from engines.spec import INPUT_NAME, spec_from_metadata
 from pipeline.errors import TridentError
 
 
@@ -41,16 +41,6 @@ def pick_providers(device: str, available: Sequence[str]) -> list[str]:
     return [p for p in wanted if p in available]
 
 
-def read_spec(model_path: Path, metadata: dict[str, str]) -> ModelSpec:
-    text = metadata.get(SPEC_METADATA_KEY)
-    if text is None:
-        raise TridentError(
-            f"{model_path.name} carries no Trident model spec (metadata '{SPEC_METADATA_KEY}'); "
-            "export it with `trident export` so class names and input size travel with it"
-        )
-    return ModelSpec.from_json(text, where=model_path.name)
-
-
 class OnnxRuntimeEngine:
     def __init__(self, path: str | Path, device: str = "auto", threads: int | None = None):
         import onnxruntime as ort
@@ -73,7 +63,7 @@ class OnnxRuntimeEngine:
                 f"{self.path.name} is not a loadable ONNX model ({first[:200]}); the file may be truncated or corrupt - "
                 "re-export it with `trident export`"
             ) from None
-        self.spec = read_spec(self.path, self.session.get_modelmeta().custom_metadata_map)
+        self.spec = spec_from_metadata(self.path, self.session.get_modelmeta().custom_metadata_map)
         self.output_names = [o.name for o in self.session.get_outputs()]
         if [i.name for i in self.session.get_inputs()] != [INPUT_NAME]:
             raise TridentError(f"{self.path.name} must have one input named '{INPUT_NAME}'; re-export it with `trident export`")
@@ -115,3 +105,11 @@ class OnnxRuntimeEngine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def load(path: str | Path, device: str = "auto", threads: int | None = None, **options: Any) -> OnnxRuntimeEngine:
+    """Loader registered for .onnx files (entry point group trident.engines)."""
+    require_module("onnxruntime", "pip install onnxruntime (CPU) or onnxruntime-gpu (CUDA)", Path(path).name)
+    if options:
+        raise TridentError(f"ONNX Runtime does not take option(s) {sorted(options)}; it takes device and threads")
+    return OnnxRuntimeEngine(path, device=device, threads=threads)

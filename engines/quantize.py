@@ -19,15 +19,8 @@ from typing import Iterable
 
 import numpy as np
 
-from engines.spec import SPEC_METADATA_KEY, ModelSpec
+from engines.spec import SPEC_METADATA_KEY, ModelSpec, spec_from_metadata
 from pipeline.errors import TridentError
-
-
-def synthetic_calibration_frames(input_hw: tuple[int, int], count: int = 32, seed: int = 5) -> list[np.ndarray]:
-    """Rendered street scenes at the input size, for models trained on the synthetic data."""
-    from engines.bench import sample_frames
-
-    return sample_frames(tuple(input_hw), count, seed=seed)
 
 
 def quantize_int8(onnx_in: str | Path, onnx_out: str | Path, frames: Iterable[np.ndarray]) -> Path:
@@ -36,12 +29,11 @@ def quantize_int8(onnx_in: str | Path, onnx_out: str | Path, frames: Iterable[np
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from engines.onnxruntime_engine import read_spec
     from engines.preprocess import letterbox_batch
 
     onnx_in, onnx_out = Path(onnx_in), Path(onnx_out)
     source = onnx.load(str(onnx_in))
-    spec = read_spec(onnx_in, {p.key: p.value for p in source.metadata_props})
+    spec = spec_from_metadata(onnx_in, {p.key: p.value for p in source.metadata_props})
     batches = [letterbox_batch([f], spec.input_hw)[0] for f in frames]
     if not batches:
         raise TridentError("INT8 calibration needs at least one frame; pass --calib-data with images")

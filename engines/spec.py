@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from pipeline.errors import TridentError
@@ -85,3 +86,27 @@ class ModelSpec:
         lo, _, hi = self.batch_range
         if not lo <= batch <= hi:
             raise TridentError(f"batch of {batch} frames is outside this engine's range {lo}..{hi}; rebuild with --batch-range")
+
+
+def spec_from_metadata(model_path: Path, metadata: dict[str, str]) -> ModelSpec:
+    """The spec stored in an ONNX file's metadata props (as ONNX Runtime or onnx report them)."""
+    text = metadata.get(SPEC_METADATA_KEY)
+    if text is None:
+        raise TridentError(
+            f"{Path(model_path).name} carries no Trident model spec (metadata '{SPEC_METADATA_KEY}'); "
+            "export it with `trident export` (or wrap a foreign detector with `trident import`) "
+            "so class names and input size travel with it"
+        )
+    return ModelSpec.from_json(text, where=Path(model_path).name)
+
+
+def read_onnx_spec(model_path: str | Path) -> ModelSpec:
+    """Read the spec of an ONNX file without loading its weights (onnx, no runtime)."""
+    import onnx
+
+    model_path = Path(model_path)
+    try:
+        proto = onnx.load(str(model_path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and friends for a truncated file
+        raise TridentError(f"{model_path.name} is not a readable ONNX file ({type(exc).__name__}); re-export it") from None
+    return spec_from_metadata(model_path, {p.key: p.value for p in proto.metadata_props})

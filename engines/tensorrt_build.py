@@ -1,7 +1,8 @@
 """Build TensorRT 10 engines from Trident ONNX files: FP32/FP16/INT8, dynamic batch, caches.
 
 Only `build_engine` and the calibrator touch TensorRT. Everything around them
-(cache keys, calibration batches, the sidecar, compatibility checks) is plain
+(cache keys, calibration batches; the sidecar and compatibility checks in
+`engines.tensorrt_sidecar`) is plain
 Python and tested on machines without a GPU.
 
 Caches:
@@ -22,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engines.calibration import calibration_batches, list_calibration_images
-from engines.spec import INPUT_NAME, ModelSpec
+from engines.spec import INPUT_NAME, ModelSpec, read_onnx_spec
+from engines.tensorrt_sidecar import write_sidecar
 from pipeline.errors import TridentError
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -70,61 +72,17 @@ def engine_cache_key(onnx_sha256: str, trt_version: str, gpu_name: str, precisio
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
-def sidecar_path(engine_path: Path) -> Path:
-    return engine_path.with_name(engine_path.name + ".json")
-
-
-def write_sidecar(engine_path: Path, spec: ModelSpec, build_info: dict) -> Path:
-    path = sidecar_path(engine_path)
-    path.write_text(json.dumps({"spec": json.loads(spec.to_json()), "build": build_info}, indent=2, sort_keys=True))
-    return path
-
-
-def read_sidecar(engine_path: Path) -> tuple[ModelSpec, dict]:
-    path = sidecar_path(engine_path)
-    if not path.exists():
-        raise TridentError(
-            f"{engine_path.name} has no sidecar {path.name} (model spec and build info); "
-            "build engines with `trident build-engine` and keep the .json next to the plan"
-        )
-    try:
-        data = json.loads(path.read_text())
-        spec, build = data["spec"], data["build"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise TridentError(f"{path.name} is not a valid Trident engine sidecar; rebuild the engine with `trident build-engine`") from None
-    return ModelSpec.from_json(json.dumps(spec), where=path.name), build
-
-
-def check_engine_compat(build_info: dict, trt_version: str, gpu_name: str, engine_name: str) -> None:
-    """Refuse an engine made by another TensorRT or for another GPU: deserialising it would fail or crash."""
-    built_trt, built_gpu = build_info.get("tensorrt_version"), build_info.get("gpu_name")
-    if built_trt != trt_version:
-        raise TridentError(
-            f"{engine_name} was built with TensorRT {built_trt} but this machine has TensorRT {trt_version}; "
-            "engines are not portable across versions - rebuild it here with `trident build-engine`"
-        )
-    if built_gpu != gpu_name:
-        raise TridentError(
-            f"{engine_name} was built for GPU '{built_gpu}' but this machine has '{gpu_name}'; "
-            "engines are tuned to one GPU model - rebuild it here with `trident build-engine`"
-        )
-
-
 def build_engine(onnx_path: Path, out_path: Path, cfg: BuildConfig) -> Path:
     """Build (or fetch from the cache) a TensorRT plan for `onnx_path`; writes the plan and its sidecar."""
     import tensorrt as trt
     import torch
-
-    from engines.onnxruntime_engine import read_spec
 
     onnx_path, out_path = Path(onnx_path), Path(out_path)
     if not onnx_path.exists():
         raise TridentError(f"--onnx {onnx_path} does not exist; export one with `trident export`")
     if not torch.cuda.is_available():
         raise TridentError("building a TensorRT engine needs a CUDA GPU; none is visible (check nvidia-smi / CUDA_VISIBLE_DEVICES)")
-    import onnx
-
-    spec = read_spec(onnx_path, {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props})
+    spec = read_onnx_spec(onnx_path)
     gpu_name = torch.cuda.get_device_name(0)
     onnx_sha = file_sha256(onnx_path)
     key = engine_cache_key(onnx_sha, trt.__version__, gpu_name, cfg.precision, spec.input_hw, cfg.batch_range)

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from engines.base import check_images
+from engines.base import check_images, require_module
 from engines.postprocess import RawOutputs
 from engines.spec import INPUT_NAME
-from engines.tensorrt_build import check_engine_compat, read_sidecar
+from engines.tensorrt_sidecar import check_engine_compat, read_sidecar
 from pipeline.errors import TridentError
 
 
@@ -74,3 +74,15 @@ class TensorRTEngine:
     def close(self) -> None:
         self.context = None
         self.engine = None
+
+
+def load(path: str | Path, device: str = "auto", device_index: int = 0, **options: Any) -> TensorRTEngine:
+    """Loader registered for .engine/.plan files (entry point group trident.engines)."""
+    require_module("tensorrt", "pip install 'trident-vision[tensorrt]' on x86_64, or use JetPack's TensorRT on Jetson", Path(path).name)
+    if device not in ("auto", "cuda", "tensorrt") and not device.startswith("cuda:"):
+        raise TridentError(f"{Path(path).name} is a TensorRT engine and runs on a CUDA GPU; --device {device} cannot run it (use the .onnx file)")
+    if device.startswith("cuda:"):
+        device_index = int(device.split(":", 1)[1])
+    if options:
+        raise TridentError(f"the TensorRT engine does not take option(s) {sorted(options)}")
+    return TensorRTEngine(path, device_index=device_index)

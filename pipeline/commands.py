@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
 from importlib import resources
 from pathlib import Path
 
 from pipeline.errors import TridentError
 
-BUNDLED_WEIGHTS = "trident_n_synth.pt"
+BUNDLED_WEIGHTS = "trident_n_synth.pt"  # the checkpoint: training starts from it, tests re-score it
+BUNDLED_ONNX = "trident_n_synth.onnx"  # its FP32 export
+BUNDLED_INT8_ONNX = "trident_n_synth.int8.onnx"  # its INT8 (QDQ) export, calibrated on rendered scenes
 BUNDLED_CLIP = "demo_clip.mp4"
 
 
@@ -107,8 +107,8 @@ def register_demo(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "demo",
         help="the bundled model on the bundled clip: annotated video, tracks and a summary",
-        description="Runs the bundled n model (trained on the synthetic dataset) on a bundled clip through "
-        "ONNX Runtime on the CPU. The model is exported to ONNX on first use and cached.",
+        description="Runs the bundled n model (trained on the synthetic dataset, shipped as INT8 and FP32 ONNX) "
+        "on a bundled clip through ONNX Runtime on the CPU.",
     )
     _add_run_options(p)
     p.add_argument("--source", action="append", default=[], metavar="URI", help="run the bundled model on these instead of the bundled clip")
@@ -123,31 +123,14 @@ def asset(name: str) -> Path:
     return path
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "trident"
-
-
 def bundled_onnx(int8: bool = True) -> Path:
-    """The bundled checkpoint as ONNX (INT8 for the CPU by default), exported once per checkpoint and cached."""
-    weights = asset(BUNDLED_WEIGHTS)
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    fp32 = cache_dir() / f"trident_n_synth-{digest}.onnx"
-    target = fp32.with_name(fp32.stem + ".int8.onnx") if int8 else fp32
-    if not target.exists():
-        print(f"exporting the bundled model to ONNX (first run only): {target}", flush=True)
-        from engines.export import export_checkpoint
+    """The bundled checkpoint as shipped ONNX: INT8 (QDQ) for the CPU by default, or FP32.
 
-        try:
-            fp32.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise TridentError(f"cannot create the cache folder {fp32.parent}: {exc.strerror}; set XDG_CACHE_HOME to a writable folder") from None
-        if not fp32.exists():
-            export_checkpoint(weights, fp32, batch_range=(1, 8))
-        if int8:
-            from engines.quantize import quantize_int8, synthetic_calibration_frames
-
-            quantize_int8(fp32, target, synthetic_calibration_frames((384, 640)))
-    return target
+    Both files are exported from BUNDLED_WEIGHTS by `training/configs/bundled.sh`
+    (a test checks they still match it), so the demo runs the deployed path
+    only: ONNX Runtime, no model definition, no training code.
+    """
+    return asset(BUNDLED_INT8_ONNX if int8 else BUNDLED_ONNX)
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -1,9 +1,14 @@
-"""`trident train`: train the multi-task network from a config file plus key=value overrides."""
+"""`trident train`, `trident export` (checkpoint -> ONNX) and `trident eval` (metrics on a dataset split).
+
+The commands that need the model definition or the datasets live here, with them."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+
+from pipeline.errors import TridentError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,4 +37,93 @@ def run(args: argparse.Namespace) -> int:
         "best_metrics": {k: result.best_metrics.get(k) for k in ("box_map", "box_map50", "mask_map", "mask_map50", "miou")},
     }
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _pos_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def register_export(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("export", help="export a checkpoint to ONNX (dynamic batch, model spec inside)")
+    p.add_argument("--weights", required=True, help="checkpoint (.pt) from `trident train`")
+    p.add_argument("--out", required=True, help="output .onnx file")
+    p.add_argument("--imgsz", type=_pos_int, nargs=2, metavar=("H", "W"), default=None, help="input size (default: the training size)")
+    p.add_argument("--batch-range", type=_pos_int, nargs=2, metavar=("MIN", "MAX"), default=(1, 8))
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--fp16", action="store_true", help="FP16 weights (FP32/uint8 I/O)")
+    p.add_argument("--int8", action="store_true", help="INT8 (QDQ) for ONNX Runtime on the CPU, calibrated on --calib-data")
+    p.add_argument("--calib-data", default=None, help="folder of images for --int8 (default: rendered synthetic scenes)")
+    p.add_argument("--calib-images", type=_pos_int, default=64)
+    p.set_defaults(handler=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from training.export import export_checkpoint, export_int8
+
+    if args.int8 and args.fp16:
+        raise TridentError("--int8 and --fp16 exclude each other; pick one")
+    out = Path(args.out)
+    frames = None
+    if args.int8:  # calibration images first: a bad folder fails before anything is written
+        from engines.calibration import list_calibration_images, read_calibration_image
+        from training.export import synthetic_calibration_frames
+
+        if args.calib_data:
+            frames = [read_calibration_image(p) for p in list_calibration_images(Path(args.calib_data), args.calib_images)]
+        else:
+            frames = synthetic_calibration_frames(tuple(args.imgsz) if args.imgsz else (384, 640), args.calib_images)
+    options = dict(input_hw=tuple(args.imgsz) if args.imgsz else None, batch_range=tuple(args.batch_range), opset=args.opset)
+    if frames is not None:
+        export_int8(args.weights, out, frames, **options)
+    else:
+        export_checkpoint(args.weights, out, fp16=args.fp16, **options)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def register_eval(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("eval", help="box/mask mAP, semantic mIoU and P/R/F1 of a model on a dataset split")
+    p.add_argument("--weights", required=True, help=".pt checkpoint, or an .onnx/.engine file")
+    p.add_argument("--data", required=True, help="`trident synth` folder (dataset.yaml)")
+    p.add_argument("--split", default="val")
+    p.add_argument("--batch", type=_pos_int, default=4)
+    p.add_argument("--score-threshold", type=float, default=0.5, help="for precision/recall/F1 (mAP uses all scores)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", default=None, help="write all numbers here")
+    p.set_defaults(handler=_eval)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from torch.utils.data import DataLoader
+    from tqdm import tqdm
+
+    from engines.loader import load_engine
+    from training.data import SyntheticVideoDataset, collate, eval_transforms
+    from training.evaluate import evaluate
+    from training.validate import predict
+
+    engine = load_engine(args.weights, device=args.device)
+    spec = engine.spec
+    dataset = SyntheticVideoDataset(args.data, args.split, transforms=eval_transforms(tuple(spec.input_hw)))
+    lo, _, hi = spec.batch_range
+    loader = DataLoader(dataset, batch_size=max(lo, min(args.batch, hi)), shuffle=False, collate_fn=collate)
+    dets, sem_pred, sem_gt = predict(engine.infer, tqdm(loader, desc="eval", unit="batch"), spec)
+    ids = sorted(dets)
+    result = evaluate(
+        dataset.annotation_file if spec.class_names else None,
+        dets if spec.class_names else None,
+        semantic_predictions=[sem_pred[i] for i in ids if i in sem_pred] or None,
+        semantic_targets=[sem_gt[i] for i in ids if i in sem_pred] or None,
+        semantic_class_names=spec.sem_class_names,
+        score_threshold=args.score_threshold,
+        category_ids=dataset.category_ids,
+        image_ids=ids,
+    )
+    print(result.format_table())
+    if args.json:
+        Path(args.json).write_text(result.to_json())
     return 0

@@ -2,7 +2,7 @@
 
 Predictions go through engines.postprocess - the same NMS, mask assembly and
 letterbox undo as deployment - so validation numbers are deployment numbers.
-(engines is imported when validation runs, never when `training` is imported.)
+(training may import engines; engines never imports training.)
 """
 
 from __future__ import annotations
@@ -56,15 +56,9 @@ def predict(
 
 
 def spec_for_model(model, cfg) -> Any:
-    from engines.spec import ModelSpec
+    from training.export import spec_from_model_config
 
-    return ModelSpec(
-        input_hw=tuple(cfg.input_hw),
-        class_names=tuple(cfg.class_names) if "det" in cfg.heads else (),
-        sem_class_names=tuple(cfg.sem_class_names) if "sem" in cfg.heads else (),
-        output_names=tuple(model.output_names),
-        num_protos=cfg.num_protos if "inst" in cfg.heads else 0,
-    )
+    return spec_from_model_config(cfg, tuple(model.output_names))
 
 
 def validate_model(model, cfg, dataset, batch_size: int = 8, max_batches: int = 0, device: str = "cpu", score_threshold: float = 0.5):

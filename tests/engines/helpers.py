@@ -33,7 +33,7 @@ def save_tiny_checkpoint(path: Path, heads=("det", "inst", "sem")) -> Path:
 
 
 def export_tiny_model(tmp_path: Path, heads=("det", "inst", "sem"), batch_range=(1, 4)) -> Path:
-    from engines.export import export_onnx
+    from training.export import export_onnx
 
     model, cfg = tiny_model(heads)
     return export_onnx(model, cfg, tmp_path / "tiny.onnx", batch_range=batch_range, source="tiny")

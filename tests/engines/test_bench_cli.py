@@ -31,7 +31,7 @@ def test_export_cli_writes_an_onnx_that_loads(tmp_path, capsys):
     weights = save_tiny_checkpoint(tmp_path / "w.pt")
     assert main(["export", "--weights", str(weights), "--out", str(tmp_path / "m.onnx"), "--batch-range", "1", "2"]) == 0
     assert "wrote" in capsys.readouterr().out
-    from engines.base import load_engine
+    from engines.loader import load_engine
 
     assert load_engine(tmp_path / "m.onnx", device="cpu").spec.batch_range == (1, 1, 2)
     assert main(["export", "--weights", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.onnx")]) == 2
@@ -48,8 +48,8 @@ def tiny_onnx_path(tmp_path_factory):
 def test_int8_export_runs_and_stays_close_to_fp32(tmp_path, capsys):
     import numpy as np
 
-    from engines.base import load_engine
-    from engines.bench import sample_frames
+    from engines.loader import load_engine
+    from training.synthetic.scene import sample_frames
     from engines.preprocess import letterbox_batch
 
     weights = save_tiny_checkpoint(tmp_path / "w.pt")

@@ -7,8 +7,8 @@ import onnx
 import pytest
 import torch
 
-from engines.base import load_engine
-from engines.export import export_onnx
+from engines.loader import load_engine
+from training.export import export_onnx
 from engines.postprocess import PostprocessConfig, postprocess
 from engines.preprocess import letterbox_batch
 from engines.spec import SPEC_METADATA_KEY, ModelSpec

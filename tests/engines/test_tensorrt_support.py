@@ -9,16 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from engines.base import load_engine
+from engines.loader import load_engine
 from engines.spec import ModelSpec
 from engines.calibration import calibration_batches, list_calibration_images
-from engines.tensorrt_build import (
-    BuildConfig,
-    check_engine_compat,
-    engine_cache_key,
-    read_sidecar,
-    write_sidecar,
-)
+from engines.tensorrt_build import BuildConfig, engine_cache_key
+from engines.tensorrt_sidecar import check_engine_compat, read_sidecar, write_sidecar
 from pipeline.errors import TridentError
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None

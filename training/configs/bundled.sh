@@ -10,3 +10,6 @@ trident synth --out data/synth80 --videos 80 --frames 60 --seed 0
 trident train --config training/configs/n_synth_ft.yaml
 trident eval --weights runs/n_synth_ft/best.pt --data data/synth80 --json runs/n_synth_ft/val.json
 cp runs/n_synth_ft/best.pt pipeline/assets/trident_n_synth.pt
+# The shipped ONNX files `trident demo` runs (tests/pipeline/test_demo.py checks they match the checkpoint)
+trident export --weights pipeline/assets/trident_n_synth.pt --out pipeline/assets/trident_n_synth.onnx --batch-range 1 8
+trident export --weights pipeline/assets/trident_n_synth.pt --out pipeline/assets/trident_n_synth.int8.onnx --batch-range 1 8 --int8 --calib-images 32

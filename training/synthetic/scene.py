@@ -326,3 +326,9 @@ class VideoScene:
         img *= self.tint
         img += self.rng.standard_normal(img.shape, dtype=np.float32) * self.noise_sigma
         return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def sample_frames(frame_hw: tuple[int, int], count: int, seed: int = 0) -> list[np.ndarray]:
+    """`count` frames of one rendered street scene (BGR uint8 [H,W,3]), e.g. for INT8 calibration."""
+    scene = VideoScene(frame_hw[1], frame_hw[0], count, np.random.default_rng(seed))
+    return [f.image for f in scene.render()]

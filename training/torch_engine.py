@@ -1,4 +1,9 @@
-"""The eager PyTorch reference engine (optionally torch.compile'd, CUDA when present, FP16 on CUDA)."""
+"""The eager PyTorch reference engine (optionally torch.compile'd, CUDA when present, FP16 on CUDA).
+
+It needs the model definition, so it lives in `training/` and registers itself
+for .pt/.pth files through the ``trident.engines`` entry points; its outputs
+stay on the model's device (the post-process works where they are).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from engines.base import check_images
-from engines.export import spec_from_model_config
 from engines.postprocess import RawOutputs
 from pipeline.errors import TridentError
+from training.export import spec_from_model_config
 
 
 class TorchEngine:
@@ -48,3 +53,10 @@ class TorchEngine:
 
     def close(self) -> None:
         self.model = None
+
+
+def load(path: str | Path, device: str = "auto", compile: bool = False, half: bool = False, **options: Any) -> TorchEngine:
+    """Loader registered for .pt/.pth checkpoints (entry point group trident.engines)."""
+    if options:
+        raise TridentError(f"the torch engine does not take option(s) {sorted(options)}; it takes device, compile and half")
+    return TorchEngine(path, device=device, compile=compile, half=half)

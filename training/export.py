@@ -1,5 +1,9 @@
 """Export a trained MultiTaskNet to ONNX: dynamic batch, named outputs, ModelSpec in the metadata.
 
+Exporting needs the model definition, so it lives in `training/`; everything
+after the ONNX file (ONNX Runtime, INT8 quantization, TensorRT) is in
+`engines/`, which never imports training.
+
 The exported graph is `export_forward`: uint8 BGR images in (normalisation
 inside), decoded boxes, class scores, mask coefficients, prototypes and
 semantic logits out. BatchNorms are folded first. The file is checked with
@@ -21,9 +25,17 @@ from pipeline.errors import TridentError
 DEFAULT_OPSET = 17
 
 
-def spec_from_model_config(cfg: Any, output_names: tuple[str, ...], input_hw: tuple[int, int], batch_range: tuple[int, int, int], precision: str, source: str) -> ModelSpec:
+def spec_from_model_config(
+    cfg: Any,
+    output_names: tuple[str, ...],
+    input_hw: tuple[int, int] | None = None,
+    batch_range: tuple[int, int, int] = (1, 1, 8),
+    precision: str = "fp32",
+    source: str = "",
+) -> ModelSpec:
+    """The one ModelSpec of a ModelConfig: export, the eager engine and validation all use it."""
     return ModelSpec(
-        input_hw=tuple(input_hw),
+        input_hw=tuple(input_hw or cfg.input_hw),
         class_names=tuple(cfg.class_names) if "det" in cfg.heads else (),
         sem_class_names=tuple(cfg.sem_class_names) if "sem" in cfg.heads else (),
         output_names=tuple(output_names),
@@ -116,3 +128,24 @@ def export_checkpoint(weights: str | Path, out: str | Path, **kwargs: Any) -> Pa
 
     model, cfg, _ = load_model(weights)
     return export_onnx(model, cfg, out, source=Path(weights).name, **kwargs)
+
+
+def synthetic_calibration_frames(input_hw: tuple[int, int], count: int = 32, seed: int = 5) -> list:
+    """Rendered street scenes at the input size: INT8 calibration for models trained on the synthetic data."""
+    from training.synthetic.scene import sample_frames
+
+    return sample_frames(tuple(input_hw), count, seed=seed)
+
+
+def export_int8(weights: str | Path, out: str | Path, frames: list, **kwargs: Any) -> Path:
+    """Checkpoint -> FP32 ONNX next to `out` -> INT8 (QDQ) `out` calibrated on `frames`; the FP32 file is removed."""
+    from engines.quantize import quantize_int8
+
+    out = Path(out)
+    fp32 = out.with_name(out.stem + ".fp32.onnx")
+    try:
+        export_checkpoint(weights, fp32, **kwargs)
+        return quantize_int8(fp32, out, frames)
+    finally:
+        if fp32.exists():
+            fp32.unlink()

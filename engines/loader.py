@@ -1,0 +1,64 @@
+"""`load_engine`: open a model file (or a served model's URI) with the runtime registered for it.
+
+Runtimes register themselves through the ``trident.engines`` entry-point
+group (pyproject.toml), keyed by file suffix (``onnx``, ``engine``, ``plan``,
+``pt``) or URI scheme (``triton``), the same way the CLI finds its commands.
+So this module imports no concrete engine, the eager torch engine can live
+with the model definition in `training/`, and a deployed pipeline that opens
+an ONNX file never imports training.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+from engines.base import Engine
+from pipeline.errors import TridentError
+
+ENTRY_POINT_GROUP = "trident.engines"
+
+
+def registered_runtimes() -> dict[str, metadata.EntryPoint]:
+    """Suffix or URI scheme (lower case, no dot) -> entry point of its loader."""
+    return {ep.name.lower(): ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def runtime_key(model: str | Path) -> str:
+    """'triton' for triton://host/model, 'onnx' for model.onnx, '' when there is neither."""
+    text = str(model)
+    if "://" in text:
+        return text.split("://", 1)[0].lower()
+    return Path(text).suffix.lower().lstrip(".")
+
+
+def _loader_for(model: str | Path) -> Callable[..., Engine]:
+    runtimes = registered_runtimes()
+    key = runtime_key(model)
+    if not runtimes:
+        raise TridentError(
+            "no inference runtimes are registered (entry points 'trident.engines'); "
+            "install Trident with pip (pip install -e . in a source tree) so its metadata exists"
+        )
+    if key not in runtimes:
+        known = ", ".join(f".{k}" if k not in ("triton",) else f"{k}://" for k in sorted(runtimes))
+        raise TridentError(f"don't know how to run '{Path(str(model)).name}': expected a file ending in {known}")
+    try:
+        return runtimes[key].load()
+    except ImportError as exc:
+        raise TridentError(f"the runtime for .{key} files cannot be imported ({exc}); reinstall trident-vision") from None
+
+
+def load_engine(model: str | Path, device: str = "auto", **options: Any) -> Engine:
+    """Open `model` (.onnx -> ONNX Runtime, .engine/.plan -> TensorRT, .pt -> eager torch, ...).
+
+    A missing file, an unknown suffix and a runtime whose package is not
+    installed are each one TridentError naming the file and the fix.
+    """
+    if "://" not in str(model):
+        path = Path(model)
+        if not path.exists():
+            known = ", ".join(f".{k}" for k in sorted(registered_runtimes()) if k != "triton")
+            raise TridentError(f"model file {path} does not exist; pass a {known} file")
+    return _loader_for(model)(model, device=device, **options)
