@@ -12,8 +12,6 @@ import numpy as np
 
 from pipeline.errors import TridentError
 
-from pipeline.letterbox import Letterbox
-
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
@@ -41,13 +39,10 @@ def read_calibration_image(path: Path) -> np.ndarray:
 
 
 def calibration_batches(files: list[Path], input_hw: tuple[int, int], batch: int) -> Iterator[np.ndarray]:
-    """uint8 [B,3,H,W] BGR batches, letterboxed exactly as the pipeline does; the last partial batch is dropped
-    because the calibrator must hand TensorRT full batches."""
-    from engines.preprocess import letterbox_image
+    """uint8 [B,3,H,W] BGR batches, letterboxed by the pipeline's own `letterbox_batch`; the last partial batch
+    is dropped because the calibrator must hand TensorRT full batches."""
+    from engines.preprocess import letterbox_batch
 
     for start in range(0, len(files) - batch + 1, batch):
-        out = np.empty((batch, 3, *input_hw), np.uint8)
-        for i, path in enumerate(files[start : start + batch]):
-            image = read_calibration_image(path)
-            out[i] = letterbox_image(image, Letterbox.fit(image.shape[:2], input_hw)).transpose(2, 0, 1)
-        yield out
+        images = [read_calibration_image(path) for path in files[start : start + batch]]
+        yield letterbox_batch(images, input_hw)[0]

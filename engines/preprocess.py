@@ -1,10 +1,16 @@
 """Letterbox frames into the engine input: the one resize every path uses.
 
-The pipeline, the benchmarks and the INT8 calibrator all call this module, so
-a model sees the same pixels in calibration, benchmarking and production.
-CPU path: OpenCV (INTER_LINEAR), GPU path: torch bilinear on CUDA, used when
-the frames should go straight into a CUDA engine. Padding value 114 (mid
-grey), the common choice for letterboxed detectors, and what training uses.
+Training, evaluation, the pipeline, the benchmarks and the INT8 calibrators
+all call this module, so a model sees the same pixels in training,
+validation, calibration, benchmarking and production. Geometry is
+`pipeline.letterbox.Letterbox.fit`; the pixels are resized here only. One
+interpolation: bilinear (OpenCV INTER_LINEAR on the CPU, torch bilinear
+without antialiasing on CUDA, which agree to one grey level), also when
+shrinking, because the GPU path has no INTER_AREA and a model validated on
+other pixels than it is deployed on reports numbers nobody gets. Label maps
+(instance masks, semantic classes) follow the same geometry with nearest
+neighbour, so they never invent a class. Padding value 114 (mid grey), the
+common choice for letterboxed detectors.
 """
 
 from __future__ import annotations
@@ -20,17 +26,59 @@ from pipeline.letterbox import Letterbox
 PAD_VALUE = 114
 
 
-def letterbox_image(image: np.ndarray, lb: Letterbox) -> np.ndarray:
-    """uint8[H,W,3] frame -> uint8[ih,iw,3] input, resized by lb.scale and padded."""
+def _resized_hw(lb: Letterbox) -> tuple[int, int]:
+    # a frame thinner than 1/scale pixels would round to 0 rows; keep one
+    nh, nw = lb.resized_hw
+    return max(1, nh), max(1, nw)
+
+
+def resize_image(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """uint8[H,W,C] (or [H,W]) -> the same resized to hw with the project's one interpolation (bilinear)."""
     import cv2
 
+    if tuple(hw) == image.shape[:2]:
+        return image
+    out = cv2.resize(image, (int(hw[1]), int(hw[0])), interpolation=cv2.INTER_LINEAR)
+    return out[:, :, None] if image.ndim == 3 and out.ndim == 2 else out  # OpenCV drops a single channel axis
+
+
+def _place(resized: np.ndarray, lb: Letterbox, fill: int) -> np.ndarray:
+    """Put a resized_hw array at (pad_x, pad_y) inside input_hw, the rest `fill`."""
     ih, iw = lb.input_hw
-    nh, nw = lb.resized_hw
-    out = np.full((ih, iw, 3), PAD_VALUE, np.uint8)
-    resized = image if (nh, nw) == image.shape[:2] else cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    nh, nw = resized.shape[:2]
+    out = np.full((ih, iw, *resized.shape[2:]), fill, resized.dtype)
     y, x = int(lb.pad_y), int(lb.pad_x)
     out[y : y + nh, x : x + nw] = resized
     return out
+
+
+def letterbox_image(image: np.ndarray, lb: Letterbox, fill: int = PAD_VALUE) -> np.ndarray:
+    """uint8[H,W,3] frame -> uint8[ih,iw,3] input, resized by lb.scale (bilinear) and padded with `fill`."""
+    return _place(resize_image(image, _resized_hw(lb)), lb, fill)
+
+
+def resize_labels(labels: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Label map [H,W] or label planes [H,W,C] (C <= 128) resized to hw by nearest neighbour on pixel centres.
+
+    INTER_NEAREST_EXACT samples where the bilinear image is centred, so a label
+    edge lands on the image's edge; plain INTER_NEAREST samples pixel corners
+    and shifts labels right/down by up to one source pixel when enlarging.
+    """
+    import cv2
+
+    if tuple(hw) == labels.shape[:2]:
+        return labels
+    out = cv2.resize(labels, (int(hw[1]), int(hw[0])), interpolation=cv2.INTER_NEAREST_EXACT)
+    return out[:, :, None] if labels.ndim == 3 and out.ndim == 2 else out
+
+
+def letterbox_labels(labels: np.ndarray, lb: Letterbox, fill: int) -> np.ndarray:
+    """Label map [H,W] or label planes [H,W,C] -> [ih,iw(,C)] on the image's geometry, nearest neighbour.
+
+    Training uses it for instance masks (fill 0) and semantic labels (fill
+    255, ignore), so labels land exactly where `letterbox_image` puts the pixels.
+    """
+    return _place(resize_labels(labels, _resized_hw(lb)), lb, fill)
 
 
 def letterbox_batch(images: Sequence[np.ndarray], input_hw: tuple[int, int], device: str = "cpu") -> tuple[Any, list[Letterbox]]:
@@ -55,7 +103,7 @@ def letterbox_batch(images: Sequence[np.ndarray], input_hw: tuple[int, int], dev
     batch = torch.full((len(images), 3, *input_hw), PAD_VALUE, dtype=torch.uint8, device=device)
     for i, (im, lb) in enumerate(zip(images, lbs)):
         t = torch.from_numpy(np.ascontiguousarray(im)).to(device, non_blocking=True).permute(2, 0, 1)[None].float()
-        nh, nw = lb.resized_hw
+        nh, nw = _resized_hw(lb)
         resized = F.interpolate(t, size=(nh, nw), mode="bilinear", align_corners=False, antialias=False)
         y, x = int(lb.pad_y), int(lb.pad_x)
         batch[i, :, y : y + nh, x : x + nw] = resized[0].round().clamp(0, 255).to(torch.uint8)

@@ -18,7 +18,7 @@ from training.data import (
     CocoInstances,
     Compose,
     HSVJitter,
-    Letterbox,
+    LetterboxTransform,
     Mosaic,
     MosaicDataset,
     Sample,
@@ -38,7 +38,7 @@ from training.data.transforms import affine, hflip
 from training.synthetic import SEMANTIC_CLASSES, SynthConfig, generate_dataset
 
 H, W = 96, 128
-IDENTITY = Letterbox((H, W))  # the synthetic frames already have the input size: letterbox is the identity
+IDENTITY = LetterboxTransform((H, W))  # the synthetic frames already have the input size: letterbox is the identity
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +190,7 @@ def _write_coco(tmp_path: Path) -> tuple[Path, Path]:
 def test_coco_counts_every_problem_kind_exactly(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path, images = _write_coco(tmp_path)
     with caplog.at_level(logging.WARNING, logger="trident.data"):
-        ds = CocoInstances(path, images, transforms=Letterbox((80, 100)))
+        ds = CocoInstances(path, images, transforms=LetterboxTransform((80, 100)))
     assert ds.problems == Counter(
         {
             kinds.BOX_CLIPPED: 1,
@@ -210,7 +210,7 @@ def test_coco_counts_every_problem_kind_exactly(tmp_path: Path, caplog: pytest.L
 
 def test_coco_decodes_polygon_and_both_rle_kinds(tmp_path: Path) -> None:
     path, images = _write_coco(tmp_path)
-    ds = CocoInstances(path, images, transforms=Letterbox((80, 100)))
+    ds = CocoInstances(path, images, transforms=LetterboxTransform((80, 100)))
     _, t = ds[0]
     assert ds.category_ids == (3, 7) and ds.thing_classes == ("person", "car")
     assert t["labels"].tolist() == [0, 1, 1, 0]  # category 3 -> 0, category 7 -> 1
@@ -226,7 +226,7 @@ def test_coco_without_segmentations_has_boxes_but_no_masks(tmp_path: Path) -> No
     for a in coco["annotations"]:
         a.pop("segmentation")
     path.write_text(json.dumps(coco))
-    ds = CocoInstances(path, images, transforms=Letterbox((80, 100)))
+    ds = CocoInstances(path, images, transforms=LetterboxTransform((80, 100)))
     _, t = ds[0]
     assert t["masks"] is None and len(t["boxes"]) == 6  # the two bad polygons no longer matter
     assert kinds.BAD_POLYGON not in ds.problems
@@ -264,7 +264,7 @@ def _semantic_folder(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_semantic_folder_counts_problems_and_maps_ignore(tmp_path: Path) -> None:
     img_dir, lab_dir = _semantic_folder(tmp_path)
-    ds = SemanticFolder(img_dir, lab_dir, ["sky", "road", "car"], ignore_value=200, transforms=Letterbox((60, 80)))
+    ds = SemanticFolder(img_dir, lab_dir, ["sky", "road", "car"], ignore_value=200, transforms=LetterboxTransform((60, 80)))
     assert len(ds) == 2
     assert ds.problems == Counter({kinds.MISSING_LABEL: 1, kinds.SEMANTIC_SIZE: 1})
     _, t = ds[0]
@@ -276,7 +276,7 @@ def test_semantic_folder_counts_problems_and_maps_ignore(tmp_path: Path) -> None
 
 def test_mixed_datasets_collate_into_one_batch(tmp_path: Path, synth: Path) -> None:
     img_dir, lab_dir = _semantic_folder(tmp_path)
-    lb = Letterbox((96, 128))
+    lb = LetterboxTransform((96, 128))
     mixed = torch.utils.data.ConcatDataset(
         [SyntheticVideoDataset(synth, "train", transforms=lb), SemanticFolder(img_dir, lab_dir, ["a", "b", "c"], transforms=lb)]
     )
@@ -288,7 +288,7 @@ def test_mixed_datasets_collate_into_one_batch(tmp_path: Path, synth: Path) -> N
     # 60x80 -> 96x128 has scale 1.6, no padding
     assert targets[6]["scale"] == pytest.approx(1.6) and targets[6]["pad"] == (0.0, 0.0)
     with pytest.raises(TridentError, match="different sizes"):
-        collate([mixed[0], SemanticFolder(img_dir, lab_dir, ["a", "b", "c"], transforms=Letterbox((64, 64)))[0]])
+        collate([mixed[0], SemanticFolder(img_dir, lab_dir, ["a", "b", "c"], transforms=LetterboxTransform((64, 64)))[0]])
 
 
 def _sample_with_square() -> Sample:
@@ -316,7 +316,7 @@ def test_letterbox_and_inverse_are_identity_within_one_pixel() -> None:
     assert np.abs(back - boxes).max() < 1.0
     masks = np.zeros((1, 200, 500), np.uint8)
     masks[0, 50:120, 100:300] = 1
-    lb = Letterbox((384, 640))(Sample(image=image, image_id=0, orig_size=(200, 500), boxes=boxes[:1], labels=np.zeros(1, np.int64), masks=masks))
+    lb = LetterboxTransform((384, 640))(Sample(image=image, image_id=0, orig_size=(200, 500), boxes=boxes[:1], labels=np.zeros(1, np.int64), masks=masks))
     restored = unletterbox_masks(lb.masks, lb.scale, lb.pad, (200, 500))
     assert np.argwhere(restored[0]).min(0).tolist() == [50, 100]
     assert np.abs(np.argwhere(restored[0]).max(0) - [119, 299]).max() <= 1
@@ -325,7 +325,7 @@ def test_letterbox_and_inverse_are_identity_within_one_pixel() -> None:
 def test_letterbox_pads_image_114_semantic_255_masks_0() -> None:
     sample = _sample_with_square().with_(image=np.full((50, 100, 3), 7, np.uint8), masks=np.ones((1, 50, 100), np.uint8),
                                           semantic=np.zeros((50, 100), np.uint8), boxes=np.array([[0, 0, 100, 50]], np.float32))
-    out = Letterbox((100, 100))(sample)
+    out = LetterboxTransform((100, 100))(sample)
     assert out.pad == (0, 25) and out.scale == 1.0
     assert (out.image[:25] == 114).all() and (out.image[25:75] == 7).all() and (out.image[75:] == 114).all()
     assert (out.semantic[:25] == 255).all() and (out.semantic[25:75] == 0).all()
@@ -349,7 +349,7 @@ def test_affine_boxes_equal_mask_bounding_boxes_and_labels_follow(synth: Path) -
 
 
 def test_affine_keeps_scale_and_pad_an_exact_map_to_original_pixels() -> None:
-    sample = Letterbox((200, 200))(_sample_with_square())
+    sample = LetterboxTransform((200, 200))(_sample_with_square())
     out = affine(sample, 0.8, (5.0, -3.0))
     back = unletterbox_boxes(out.boxes, out.scale, out.pad)
     assert np.abs(back - np.array([[10, 20, 30, 40]])).max() <= 1.0 / out.scale + 1e-6
@@ -395,3 +395,17 @@ def test_seed_worker_gives_each_worker_its_own_augmentation_stream(synth: Path, 
         images.append(ds[1][0])
     assert not torch.equal(images[0], images[1])
     assert torch.equal(images[0], images[2])
+
+
+def test_more_instances_than_opencv_channels_survive_letterbox_and_affine() -> None:
+    # OpenCV 5 resizes/warps at most 128 channels per call (4.x: 512); masks go through in chunks
+    n = 300
+    masks = np.zeros((n, 50, 100), np.uint8)
+    for i in range(n):
+        masks[i, (i % 10) * 5 : (i % 10) * 5 + 4, (i // 10) * 3 : (i // 10) * 3 + 3] = 1
+    sample = Sample(np.zeros((50, 100, 3), np.uint8), 0, (50, 100), boxes_from_masks(masks), np.zeros(n, np.int64), masks)
+    out = LetterboxTransform((100, 200))(sample)
+    assert out.masks.shape == (n, 100, 200) and len(out.boxes) == n
+    assert np.abs(boxes_from_masks(out.masks) - out.boxes).max() <= 1.0
+    zoomed = affine(out, 0.8, (0.0, 0.0), min_area=1.0)  # zoom out: every object stays in the frame
+    assert len(zoomed.masks) == len(zoomed.boxes) == n

@@ -20,7 +20,7 @@ import torch
 
 from pipeline.errors import TridentError
 from training.data.sample import IGNORE_INDEX, Sample, to_model_input
-from training.data.transforms import DEFAULT_INPUT_HW, Letterbox
+from training.data.transforms import DEFAULT_INPUT_HW, LetterboxTransform
 
 log = logging.getLogger("trident.data")
 
@@ -56,7 +56,7 @@ class LabelledDataset(torch.utils.data.Dataset):
     semantic_classes: tuple[str, ...] = ()
 
     def __init__(self, transforms: Callable[[Sample], Sample] | None = None) -> None:
-        self.transforms = transforms if transforms is not None else Letterbox(DEFAULT_INPUT_HW)
+        self.transforms = transforms if transforms is not None else LetterboxTransform(DEFAULT_INPUT_HW)
         self.problems: Counter[str] = Counter()
 
     def load_sample(self, index: int) -> Sample:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-import cv2
 import numpy as np
 import torch
 
+from engines.preprocess import resize_image, resize_labels
 from training.data.sample import IGNORE_INDEX, PAD_VALUE, Sample, refit_boxes, to_model_input
-from training.data.transforms import DEFAULT_INPUT_HW, Letterbox
+from training.data.transforms import DEFAULT_INPUT_HW, LetterboxTransform
 
 
 class Mosaic:
@@ -63,17 +63,17 @@ class Mosaic:
             win = (slice(y0, y1), slice(x0, x1))
             twin = (slice(ty0, ty0 + y1 - y0), slice(tx0, tx0 + x1 - x0))
 
-            interp = cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR
-            image[win] = cv2.resize(s.image, (nw, nh), interpolation=interp)[twin]
+            # the deployment letterbox's interpolation, so tiles are shrunk the way large frames are
+            image[win] = resize_image(s.image, (nh, nw))[twin]
             if with_sem and s.semantic is not None:
-                semantic[win] = cv2.resize(s.semantic, (nw, nh), interpolation=cv2.INTER_NEAREST)[twin]
+                semantic[win] = resize_labels(s.semantic, (nh, nw))[twin]
             if with_boxes:
                 boxes.append(s.boxes * np.float32(r) + np.array([dx, dy, dx, dy], np.float32))
                 labels.append(s.labels)
             if with_masks:
                 tile = np.zeros((len(s.masks), h, w), np.uint8)
                 for i, m in enumerate(s.masks):
-                    tile[i][win] = cv2.resize(m, (nw, nh), interpolation=cv2.INTER_NEAREST)[twin]
+                    tile[i][win] = resize_labels(m, (nh, nw))[twin]
                 masks.append(tile)
 
         r0, dx0, dy0 = placements[0]
@@ -113,7 +113,7 @@ class MosaicDataset(torch.utils.data.Dataset):
             raise TypeError(f"MosaicDataset needs a Trident dataset with load_sample(), got {type(dataset).__name__}")
         self.dataset, self.rng, self.p = dataset, rng, p
         self.mosaic = Mosaic(rng, input_hw, min_area)
-        self.letterbox = Letterbox(input_hw)
+        self.letterbox = LetterboxTransform(input_hw)
         self.transforms = transforms
 
     @property

@@ -18,11 +18,12 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from pipeline.letterbox import Letterbox as LetterboxFit
+from engines.preprocess import letterbox_image, letterbox_labels, resize_labels
+from pipeline.letterbox import Letterbox
 from training.data.sample import IGNORE_INDEX, PAD_VALUE, Sample, refit_boxes
 
 DEFAULT_INPUT_HW: tuple[int, int] = (384, 640)
-_CV_MAX_CHANNELS = 512  # OpenCV's limit on channels per resize/warp call
+_CV_MAX_CHANNELS = 128  # OpenCV's limit on channels per resize/warp call (512 in 4.x, 128 in 5.x)
 
 Transform = Callable[[Sample], Sample]
 
@@ -33,23 +34,12 @@ def letterbox(
     """Resize keeping the aspect ratio and pad to ``new_hw``; returns (image, scale, (pad_x, pad_y)).
 
     Works on [H,W] and [H,W,C] arrays. ``x_new = x * scale + pad_x``; undo boxes
-    with :func:`unletterbox_boxes`. ``nearest`` is for label maps.
+    with :func:`unletterbox_boxes`. ``nearest`` is for label maps. The pixels
+    come from ``engines.preprocess``, the letterbox deployment uses.
     """
-    h, w = image.shape[:2]
-    out_h, out_w = int(new_hw[0]), int(new_hw[1])
-    fit = LetterboxFit.fit((h, w), (out_h, out_w))  # the one convention the pipeline uses too
-    scale, pad_x, pad_y = fit.scale, int(fit.pad_x), int(fit.pad_y)
-    new_h, new_w = (max(1, v) for v in fit.resized_hw)
-    if (new_w, new_h) != (w, h):
-        interp = cv2.INTER_NEAREST if nearest else (cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        resized = cv2.resize(image, (new_w, new_h), interpolation=interp)
-        if image.ndim == 3 and resized.ndim == 2:  # OpenCV drops a single channel axis
-            resized = resized[:, :, None]
-    else:
-        resized = image
-    out = np.full((out_h, out_w, *image.shape[2:]), pad_value, dtype=image.dtype)
-    out[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
-    return out, float(scale), (int(pad_x), int(pad_y))
+    fit = Letterbox.fit(image.shape[:2], new_hw)
+    out = letterbox_labels(image, fit, pad_value) if nearest else letterbox_image(image, fit, pad_value)
+    return out, float(fit.scale), (int(fit.pad_x), int(fit.pad_y))
 
 
 def unletterbox_boxes(
@@ -71,7 +61,7 @@ def unletterbox_masks(masks: np.ndarray, scale: float, pad: tuple[float, float],
     x0, y0 = int(round(pad[0])), int(round(pad[1]))
     x1, y1 = x0 + max(1, int(round(ow * scale))), y0 + max(1, int(round(oh * scale)))
     cropped = np.ascontiguousarray(masks[:, y0:y1, x0:x1]).astype(np.uint8)
-    return _map_planes(cropped, lambda p: cv2.resize(p, (ow, oh), interpolation=cv2.INTER_NEAREST), (oh, ow)).astype(bool)
+    return _map_planes(cropped, lambda p: resize_labels(p, (oh, ow)), (oh, ow)).astype(bool)
 
 
 def _map_planes(planes: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], out_hw: tuple[int, int]) -> np.ndarray:
@@ -111,25 +101,33 @@ class Compose:
         return "Compose(" + ", ".join(type(t).__name__ for t in self.transforms) + ")"
 
 
-class Letterbox:
-    """Resize to fit ``input_hw`` keeping the aspect ratio, pad the rest, and record scale/pad in the sample."""
+class LetterboxTransform:
+    """Fit a sample into ``input_hw`` as deployment does, and record scale/pad in the sample.
+
+    Geometry is ``Letterbox.fit``, the image pixels are ``engines.preprocess.letterbox_image``
+    (what the pipeline, the benchmarks and the INT8 calibrators feed the
+    network), so validation numbers are deployment numbers; boxes map with
+    ``Letterbox.boxes_to_input``, masks and semantic labels with the same
+    geometry by nearest neighbour.
+    """
 
     def __init__(self, input_hw: tuple[int, int] = DEFAULT_INPUT_HW) -> None:
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
 
     def __repr__(self) -> str:
-        return f"Letterbox({self.input_hw})"
+        return f"LetterboxTransform({self.input_hw})"
 
     def __call__(self, sample: Sample) -> Sample:
-        image, scale, pad = letterbox(sample.image, self.input_hw)
-        boxes = masks = semantic = None
-        if sample.boxes is not None:
-            boxes = sample.boxes * np.float32(scale) + np.array([pad[0], pad[1], pad[0], pad[1]], np.float32)
+        fit = Letterbox.fit(sample.hw, self.input_hw)
+        image = letterbox_image(sample.image, fit)
+        boxes = None if sample.boxes is None else fit.boxes_to_input(sample.boxes)
+        masks = semantic = None
         if sample.masks is not None:
-            masks = _map_planes(sample.masks, lambda p: letterbox(p, self.input_hw, 0, nearest=True)[0], self.input_hw)
+            masks = _map_planes(sample.masks, lambda p: letterbox_labels(p, fit, 0), self.input_hw)
         if sample.semantic is not None:
-            semantic = letterbox(sample.semantic, self.input_hw, IGNORE_INDEX, nearest=True)[0]
+            semantic = letterbox_labels(sample.semantic, fit, IGNORE_INDEX)
         # compose with any earlier letterbox so scale/pad always map original pixels to these
+        scale, pad = fit.scale, (fit.pad_x, fit.pad_y)
         new_pad = (sample.pad[0] * scale + pad[0], sample.pad[1] * scale + pad[1])
         out = sample.with_(image=image, boxes=boxes, masks=masks, semantic=semantic, scale=sample.scale * scale, pad=new_pad)
         # a thin object can vanish when shrunk; a box without mask pixels would train the mask head on nothing
@@ -257,7 +255,7 @@ class HSVJitter:
 
 def eval_transforms(input_hw: tuple[int, int] = DEFAULT_INPUT_HW) -> Compose:
     """Letterbox only: scale/pad in the target undo it exactly for evaluation."""
-    return Compose([Letterbox(input_hw)])
+    return Compose([LetterboxTransform(input_hw)])
 
 
 def train_transforms(
@@ -272,7 +270,7 @@ def train_transforms(
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)]
     return Compose(
         [
-            Letterbox(input_hw),
+            LetterboxTransform(input_hw),
             RandomAffine(rngs[0], scale=scale, translate=translate, min_area=min_area),
             HSVJitter(rngs[1]),
             HorizontalFlip(rngs[2], p=flip_p),
