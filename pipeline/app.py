@@ -40,23 +40,32 @@ def _check_out_dir(path: Path) -> None:
 
 def _sink_factory(cfg: RunConfig, out: Path, class_names: tuple[str, ...], sem_names: tuple[str, ...], outputs: dict[str, list[str]]):
     from pipeline.draw import Annotator
-    from pipeline.sinks import ImageSink, JsonlSink, MotSink, VideoSink, WindowSink
+    from pipeline.sinks import AnnotationStage, ImageSink, JsonlSink, MotSink, VideoSink, WindowSink
 
     def make(source) -> list:
         sid, o = source.stream_id, cfg.output
+        paths: list[str] = []
         sinks: list = []
+        pictures: list = []  # drawn once per frame by one AnnotationStage, shared by these
         if o.video:
             fps = o.video_fps or (lambda: source.fps or LIVE_VIDEO_FPS)
-            sinks.append(VideoSink(out / f"{sid}.mp4", Annotator(class_names, sem_names, cfg.draw), fps=fps))
+            pictures.append(VideoSink(out / f"{sid}.mp4", fps=fps))
+            paths.append(str(pictures[-1].path))
         if o.mot and cfg.tracking:
             sinks.append(MotSink(out / f"{sid}.mot.txt"))
+            paths.append(str(sinks[-1].path))
         if o.jsonl:
             sinks.append(JsonlSink(out / f"{sid}.jsonl", class_names, masks=o.jsonl_masks))
+            paths.append(str(sinks[-1].path))
         if o.images_every:
-            sinks.append(ImageSink(out / f"{sid}_frames", Annotator(class_names, sem_names, cfg.draw), every=o.images_every))
+            pictures.append(ImageSink(out / f"{sid}_frames", every=o.images_every))
+            paths.append(str(pictures[-1].folder))
         if o.show:
-            sinks.append(WindowSink(sid, Annotator(class_names, sem_names, cfg.draw)))
-        outputs[sid] = [str(getattr(s, "path", getattr(s, "folder", sid))) for s in sinks]
+            pictures.append(WindowSink(sid))
+            paths.append(sid)
+        if pictures:
+            sinks.append(AnnotationStage(Annotator(class_names, sem_names, cfg.draw), pictures, name=f"annotate:{sid}"))
+        outputs[sid] = paths
         return sinks
 
     return make

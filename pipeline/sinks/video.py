@@ -1,4 +1,7 @@
-"""Annotated MP4 (H.264 via PyAV), image dumps and a live window."""
+"""Annotated MP4 (H.264 via PyAV), image dumps and a live window.
+
+These are picture sinks: they write the `Picture` an `AnnotationStage` drew
+once for all of them (see sinks/annotation.py), and draw nothing themselves."""
 
 from __future__ import annotations
 
@@ -8,22 +11,21 @@ from typing import Callable
 
 import numpy as np
 
-from pipeline.draw import Annotator
-from pipeline.sinks.base import Sink
-from pipeline.contracts import FrameResult
 from pipeline.errors import TridentError
+from pipeline.sinks.annotation import Picture
+from pipeline.sinks.base import Sink
 
 
-class VideoSink(Sink):
+class VideoSink(Sink[Picture]):
     """Fragmented MP4: every keyframe closes a fragment, so a file cut short by a crash or a
     kill still plays up to its last fragment; a normal close writes the final index.
 
     The file opens at the first frame: only then are the size and (for `fps` given as a
     callable) the source's frame rate known."""
 
-    def __init__(self, path: Path, annotator: Annotator, fps: float | Callable[[], float] = 30.0, crf: int = 23, preset: str = "veryfast"):
+    def __init__(self, path: Path, fps: float | Callable[[], float] = 30.0, crf: int = 23, preset: str = "veryfast"):
         self.name = f"video:{path.name}"
-        self.path, self.annotator, self.fps = path, annotator, fps
+        self.path, self.fps = path, fps
         self.crf, self.preset = crf, preset
         self._container = None
         self._stream = None
@@ -42,11 +44,11 @@ class VideoSink(Sink):
         if codec == "libx264":
             self._stream.options = {"crf": str(self.crf), "preset": self.preset, "g": str(max(1, int(round(fps))))}
 
-    def write(self, result: FrameResult) -> None:
+    def write(self, picture: Picture) -> None:
         import av
         import cv2
 
-        image = self.annotator.draw(result)
+        image = picture.image
         h, w = image.shape[:2]
         if self._container is None:
             self._open(w, h)
@@ -66,32 +68,32 @@ class VideoSink(Sink):
             self._container.close()
 
 
-class ImageSink(Sink):
-    """Annotated JPEG of every `every`-th frame."""
+class ImageSink(Sink[Picture]):
+    """Annotated JPEG of every `every`-th frame (trails stay continuous: the stage draws every frame)."""
 
-    def __init__(self, folder: Path, annotator: Annotator, every: int = 1):
+    def __init__(self, folder: Path, every: int = 1):
         if every < 1:
             raise TridentError(f"image sink 'every' must be >= 1, got {every}")
         self.name = f"images:{folder.name}"
-        self.folder, self.annotator, self.every = folder, annotator, every
+        self.folder, self.every = folder, every
         folder.mkdir(parents=True, exist_ok=True)
 
-    def write(self, result: FrameResult) -> None:
+    def write(self, picture: Picture) -> None:
         import cv2
 
-        image = self.annotator.draw(result)  # every frame, so trails stay continuous
-        if result.frame.index % self.every == 0:
-            cv2.imwrite(str(self.folder / f"{result.frame.index:06d}.jpg"), image)
+        index = picture.result.frame.index
+        if index % self.every == 0:
+            cv2.imwrite(str(self.folder / f"{index:06d}.jpg"), picture.image)
 
 
-class WindowSink(Sink):
+class WindowSink(Sink[Picture]):
     """Live preview with cv2.imshow; needs the GUI build of OpenCV (see README, OpenCV)."""
 
-    def __init__(self, title: str, annotator: Annotator):
+    def __init__(self, title: str):
         import cv2
 
         self.name = f"window:{title}"
-        self.title, self.annotator = title, annotator
+        self.title = title
         try:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL)
         except cv2.error:
@@ -100,10 +102,10 @@ class WindowSink(Sink):
                 "pip uninstall -y opencv-python-headless && pip install opencv-python"
             ) from None
 
-    def write(self, result: FrameResult) -> None:
+    def write(self, picture: Picture) -> None:
         import cv2
 
-        cv2.imshow(self.title, self.annotator.draw(result))
+        cv2.imshow(self.title, picture.image)
         cv2.waitKey(1)
 
     def close(self) -> None:
