@@ -26,7 +26,7 @@ from pipeline.batcher import BatchConfig, Batcher
 from pipeline.metrics import Metrics
 from pipeline.sinks.base import Sink, SinkRunner
 from pipeline.sources import Source, SourceConfig, make_source
-from pipeline.sources.base import EndOfStream
+from pipeline.sources.base import DecodedFrame, EndOfStream
 from pipeline.contracts import FrameResult
 from pipeline.errors import TridentError
 from trackers.config import TrackerConfig
@@ -129,7 +129,7 @@ class Pipeline:
         finally:
             self._shutdown()
 
-    def _process(self, frames: list) -> Iterator[FrameResult]:
+    def _process(self, frames: list[DecodedFrame]) -> Iterator[FrameResult]:
         spec = self.engine.spec
         t0 = time.perf_counter()
         batch, letterboxes = letterbox_batch([f.image for f in frames], spec.input_hw, self._device)
@@ -139,15 +139,17 @@ class Pipeline:
         outputs = postprocess(raw, spec, letterboxes, self.postprocess_cfg)
         t3 = time.perf_counter()
         n = len(frames)
-        for name, dt in (("preprocess", t1 - t0), ("infer", t2 - t1), ("postprocess", t3 - t2)):
-            self.metrics.stage(name, dt / n)  # per frame, comparable across batch sizes
+        # a batch's cost is shared by its frames: per frame, comparable across batch sizes
+        batch_stages = {"preprocess": (t1 - t0) / n, "infer": (t2 - t1) / n, "postprocess": (t3 - t2) / n}
         for frame, (dets, sem) in zip(frames, outputs):
             ts = time.perf_counter()
             tracker = self.trackers.get(frame.stream_id)
             tracks = tracker.update(dets, frame.pts) if tracker is not None else None
             te = time.perf_counter()
-            self.metrics.stage("track", te - ts)
-            timings = {"preprocess": (t1 - t0) / n, "infer": (t2 - t1) / n, "postprocess": (t3 - t2) / n, "track": te - ts}
+            # one dict feeds both the result and the metrics, so the two cannot disagree
+            timings = {"decode": frame.decode_s, **batch_stages, "track": te - ts}
+            for name, seconds in timings.items():
+                self.metrics.stage(name, seconds)
             result = FrameResult(frame, dets, sem, tracks, timings)
             for runner in self.sink_runners.get(frame.stream_id, []):
                 runner.submit(result)
@@ -175,8 +177,8 @@ class Pipeline:
                 runner.close()
         for sid, runners in self.sink_runners.items():
             for runner in runners:
-                if runner.error:
-                    self.errors.setdefault(f"{sid}:{runner.sink.name}", runner.error)
+                for name, error in runner.errors().items():
+                    self.errors.setdefault(f"{sid}:{name}", error)
 
     def drain(self, on_result: Callable[[FrameResult], None] | None = None) -> int:
         """Run to the end; returns the number of frames processed."""

@@ -49,6 +49,16 @@ class FatalError(TridentError):
     """Retrying cannot help (bad path, not a video, retry budget spent)."""
 
 
+@dataclass(frozen=True, eq=False)
+class DecodedFrame(Frame):
+    """A Frame plus the seconds its decode took on the source's thread (the `decode` stage).
+
+    The runtime reads `decode_s` into `FrameResult.timings` and the metrics; it
+    is a subclass only until `Frame` itself carries the field."""
+
+    decode_s: float = 0.0
+
+
 @dataclass(frozen=True)
 class EndOfStream:
     """Last item a source puts in its queue. `error` is None when the stream ended normally."""
@@ -98,7 +108,7 @@ class SourceStats:
 
 
 class Source:
-    """Base class: subclasses implement `_produce()`, calling `self._emit(image, pts)` per frame."""
+    """Base class: subclasses implement `_produce()`, calling `self._emit(image, pts, decode_s)` per frame."""
 
     live = False
 
@@ -148,11 +158,12 @@ class Source:
                 log.error("%s: nobody is reading the queue; end of stream not delivered", self.stream_id)
 
     # --- helpers for subclasses ----------------------------------------------------------------
-    def _emit(self, image: np.ndarray, pts: float) -> bool:
-        """Queue one frame. Returns False when the source should stop."""
+    def _emit(self, image: np.ndarray, pts: float, decode_s: float) -> bool:
+        """Queue one frame; `decode_s` is what decoding it cost this thread (perf_counter seconds,
+        waiting for the stream excluded). Returns False when the source should stop."""
         if self.stop_event.is_set():
             return False
-        frame = Frame(self.stream_id, self._index, float(pts), image, time.time())
+        frame = DecodedFrame(self.stream_id, self._index, float(pts), image, time.time(), decode_s)
         if not self.queue.put(frame, stop=self.stop_event):
             return False
         self._index += 1

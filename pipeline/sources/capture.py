@@ -38,12 +38,17 @@ class _CaptureSource(Source):
                 if cap.isOpened():
                     self._set_state(SourceState.STREAMING)
                     while not self.stop_event.is_set():
-                        ok, image = cap.read()
+                        # grab() waits for the camera, retrieve() decodes/converts: only the latter is decode cost
+                        if not cap.grab():
+                            break
+                        decode_started = time.perf_counter()
+                        ok, image = cap.retrieve()
                         if not ok:
                             break
+                        decode_s = time.perf_counter() - decode_started
                         last_frame_at = time.monotonic()
                         retry.frame(last_frame_at)
-                        if not self._emit(image, last_frame_at - started):
+                        if not self._emit(image, last_frame_at - started, decode_s):
                             return
             finally:
                 cap.release()

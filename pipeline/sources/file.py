@@ -8,9 +8,11 @@ error have already gone down the pipeline and their results are kept.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from pipeline.sources.base import FatalError, Source, SourceState, short_error
+from pipeline.sources.decode import timed_frames
 
 
 class FileSource(Source):
@@ -54,9 +56,9 @@ class FileSource(Source):
             self.fps = fps
             self._set_state(SourceState.STREAMING)
             try:
-                for n, frame in enumerate(container.decode(stream)):
-                    pts = float(frame.time) if frame.time is not None else n / fps
-                    if not self._emit(frame.to_ndarray(format="bgr24"), pts):
+                for n, (image, frame_time, decode_s) in enumerate(timed_frames(container, stream)):
+                    pts = float(frame_time) if frame_time is not None else n / fps
+                    if not self._emit(image, pts, decode_s):
                         return
             except av.error.FFmpegError as exc:
                 raise FatalError(
@@ -80,10 +82,11 @@ class FileSource(Source):
             self._set_state(SourceState.STREAMING)
             n = 0
             while True:
+                started = time.perf_counter()
                 ok, image = cap.read()
                 if not ok:
                     break
-                if not self._emit(image, n / fps):
+                if not self._emit(image, n / fps, time.perf_counter() - started):
                     return
                 n += 1
         finally:

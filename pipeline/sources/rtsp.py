@@ -19,6 +19,7 @@ import threading
 import time
 
 from pipeline.sources.base import FatalError, Reconnector, Source, SourceState, short_error
+from pipeline.sources.decode import timed_frames
 from pipeline.sources.uri import redact
 
 log = logging.getLogger("trident.source")
@@ -96,12 +97,12 @@ class RtspSource(Source):
                     self._set_state(SourceState.STREAMING)
                     self._last_frame = time.monotonic()
                     try:
-                        for frame in container.decode(stream):
+                        for image, _, decode_s in timed_frames(container, stream):
                             now = time.monotonic()
                             retry.frame(now)
                             self._last_frame = now
                             self.stall_detected_at = None
-                            if not self._emit(frame.to_ndarray(format="bgr24"), now - started):
+                            if not self._emit(image, now - started, decode_s):
                                 return
                         reason = "the stream ended"
                     except (av.error.FFmpegError, OSError) as exc:
