@@ -17,6 +17,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+# Per processed frame: `decode` is timed on the source thread (decoder + BGR conversion) and recorded
+# with the frame's other stages when it reaches the engine, so a frame dropped by `drop_oldest` counts
+# in no stage; batch stages (preprocess, infer, postprocess) are a batch's time over its frames.
 STAGES = ("decode", "preprocess", "infer", "postprocess", "track", "sink", "end_to_end")
 
 
@@ -34,11 +37,17 @@ class LatencyWindow:
             self.total += seconds
 
     def percentiles(self, qs: tuple[float, ...] = (50, 90, 99)) -> dict[str, float]:
+        return self.snapshot(qs)[2]
+
+    def snapshot(self, qs: tuple[float, ...] = (50, 90, 99)) -> tuple[int, float, dict[str, float]]:
+        """(count, total seconds, percentiles in ms) read under one lock, so a reader on another
+        thread (Prometheus) never pairs a count with the total of a different sample."""
         with self._lock:
+            count, total = self.count, self.total
             values = np.fromiter(self._values, float, len(self._values))
         if values.size == 0:
-            return {f"p{int(q)}_ms": float("nan") for q in qs}
-        return {f"p{int(q)}_ms": float(np.percentile(values, q) * 1e3) for q in qs}
+            return count, total, {f"p{int(q)}_ms": float("nan") for q in qs}
+        return count, total, {f"p{int(q)}_ms": float(np.percentile(values, q) * 1e3) for q in qs}
 
 
 @dataclass
@@ -60,6 +69,9 @@ class StreamCounters:
 
 
 class Metrics:
+    """Thread-safe where it is shared: `stage()` may be called from any thread (each window locks);
+    `frame_done()` and the stream counters are written by the runtime's thread only."""
+
     def __init__(self) -> None:
         self.stages = {s: LatencyWindow() for s in STAGES}
         self.streams: dict[str, StreamCounters] = {}
@@ -77,7 +89,7 @@ class Metrics:
             return self.streams[stream_id]
 
     def stage(self, name: str, seconds: float) -> None:
-        self.stages[name].add(seconds)
+        self.stages[name].add(seconds)  # the dict never changes after __init__; the window locks
 
     def frame_done(self, stream_id: str, wall_time_decoded: float) -> None:
         now = time.time()
@@ -94,7 +106,7 @@ class Metrics:
             probe(self)
         return {
             "elapsed_s": round(time.monotonic() - self.started, 3),
-            "stages": {name: {"count": w.count, "mean_ms": (w.total / w.count * 1e3) if w.count else float("nan"), **w.percentiles()} for name, w in self.stages.items()},
+            "stages": {name: _stage_summary(*w.snapshot()) for name, w in self.stages.items()},
             "streams": {
                 sid: {
                     "frames": c.frames,
@@ -135,16 +147,21 @@ class Metrics:
             "# TYPE trident_stage_latency_seconds summary",
         ]
         for name, w in self.stages.items():
-            for q, v in w.percentiles().items():
+            count, total, percentiles = w.snapshot()
+            for q, v in percentiles.items():
                 if v == v:  # not NaN
                     out.append(f'trident_stage_latency_seconds{{stage="{name}",quantile="0.{q[1:3]}"}} {v / 1e3:.6f}')
-            out.append(f'trident_stage_latency_seconds_count{{stage="{name}"}} {w.count}')
-            out.append(f'trident_stage_latency_seconds_sum{{stage="{name}"}} {w.total:.6f}')
+            out.append(f'trident_stage_latency_seconds_count{{stage="{name}"}} {count}')
+            out.append(f'trident_stage_latency_seconds_sum{{stage="{name}"}} {total:.6f}')
         for metric, key, kind in (("frames_total", "frames", "counter"), ("fps", "fps", "gauge"), ("dropped_frames_total", "dropped", "counter"), ("reconnects_total", "reconnects", "counter")):
             out.append(f"# TYPE trident_stream_{metric} {kind}")
             for sid, st in s["streams"].items():
                 out.append(f'trident_stream_{metric}{{stream="{sid}"}} {st[key]}')
         return "\n".join(out) + "\n"
+
+
+def _stage_summary(count: int, total: float, percentiles: dict[str, float]) -> dict[str, Any]:
+    return {"count": count, "mean_ms": (total / count * 1e3) if count else float("nan"), **percentiles}
 
 
 def _dumps(data: Any) -> str:
