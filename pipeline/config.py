@@ -14,7 +14,7 @@ from pipeline.batcher import BatchConfig
 from pipeline.draw import DrawConfig
 from pipeline.sources.base import SourceConfig
 from pipeline.config_files import apply_override, config_from_dict, load_config_file
-from pipeline.errors import TridentError  # noqa: F401 (re-exported)
+from pipeline.errors import TridentError
 from trackers.config import TrackerConfig
 
 
@@ -23,6 +23,10 @@ class EngineConfig:
     model: str = ""  # .onnx (ONNX Runtime), .engine/.plan (TensorRT) or .pt (torch reference)
     device: str = "auto"  # auto | cpu | cuda | tensorrt (ONNX Runtime's TensorRT EP)
     threads: int = 0  # ONNX Runtime intra-op threads; 0 = the cores this process may use
+
+    def __post_init__(self) -> None:
+        if self.threads < 0:
+            raise TridentError(f"engine.threads must be >= 0 (0 = every usable core), got {self.threads}")
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,14 @@ class OutputConfig:
     images_every: int = 0  # also dump every N-th annotated frame as JPEG (0 = off)
     show: bool = False  # live window (needs the GUI build of OpenCV)
     video_fps: float = 0.0  # 0 = the file's rate, or 15 for live sources
+
+    def __post_init__(self) -> None:
+        if self.video_fps < 0:
+            raise TridentError(f"output.video_fps must be >= 0 (0 = the source's rate), got {self.video_fps}")
+        if self.images_every < 0:
+            raise TridentError(f"output.images_every must be >= 0 (0 = off), got {self.images_every}")
+        if not self.dir:
+            raise TridentError("output.dir is empty; pass --out DIR")
 
 
 @dataclass(frozen=True)
@@ -59,9 +71,17 @@ class RunConfig:
             raise TridentError(f"preprocess_device must be auto, cpu or cuda, got {self.preprocess_device!r}")
 
 
+def source_list(sources: Any) -> list:
+    """The `sources` value as a list; a bare string or number is an error, never one source per character."""
+    if not isinstance(sources, (list, tuple)):
+        hint = f"; write it as a list: sources: [{sources}]" if isinstance(sources, (str, int)) and not isinstance(sources, bool) else ""
+        raise TridentError(f"config key 'sources' must be a list of sources, got {type(sources).__name__} {str(sources)[:120]!r}{hint}")
+    return list(sources)
+
+
 def build_run_config(data: dict[str, Any]) -> RunConfig:
     data = dict(data)
-    sources = data.get("sources", [])
+    sources = source_list(data.get("sources", []))
     # a bare string is the common case: `sources: [video.mp4, rtsp://...]`
     data["sources"] = [{"uri": s} if isinstance(s, str) else s for s in sources]
     return config_from_dict(RunConfig, data)
