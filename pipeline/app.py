@@ -43,10 +43,18 @@ def _sink_factory(cfg: RunConfig, out: Path, class_names: tuple[str, ...], sem_n
     from pipeline.sinks import AnnotationStage, ImageSink, JsonlSink, MotSink, VideoSink, WindowSink
 
     def make(source) -> list:
-        sid, o = source.stream_id, cfg.output
-        paths: list[str] = []
         sinks: list = []
         pictures: list = []  # drawn once per frame by one AnnotationStage, shared by these
+        try:
+            return _make(source, sinks, pictures)
+        except BaseException:
+            for sink in sinks + pictures:  # a later sink failed to open: release the files already open
+                sink.close()
+            raise
+
+    def _make(source, sinks: list, pictures: list) -> list:
+        sid, o = source.stream_id, cfg.output
+        paths: list[str] = []
         if o.video:
             fps = o.video_fps or (lambda: source.fps or LIVE_VIDEO_FPS)
             pictures.append(VideoSink(out / f"{sid}.mp4", fps=fps))

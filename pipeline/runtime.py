@@ -112,11 +112,14 @@ class Pipeline:
         if self._started:
             raise TridentError("a Pipeline runs once; make a new one to run again")
         self._started = True
-        for sid, src in self.sources.items():
-            self.sink_runners[sid] = [SinkRunner(s) for s in (self._sink_factory(src) if self._sink_factory else [])]
-            src.start()
-        batcher = Batcher({sid: s.queue for sid, s in self.sources.items()}, self.batch_cfg, self._wakeup)
         try:
+            # every stream's sinks exist before any source starts, and inside the `try`: a sink that
+            # cannot open (no display, unwritable file) ends the run with the others closed and joined
+            for sid, src in self.sources.items():
+                self.sink_runners[sid] = [SinkRunner(s) for s in (self._sink_factory(src) if self._sink_factory else [])]
+            for src in self.sources.values():
+                src.start()
+            batcher = Batcher({sid: s.queue for sid, s in self.sources.items()}, self.batch_cfg, self._wakeup)
             while batcher.active:
                 frames, ended = batcher.next_batch(self.stop_event)
                 if frames:

@@ -128,7 +128,8 @@ class Source:
         return self
 
     def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # a source that never started has nothing to wait for
+            self._thread.join(timeout)
 
     def is_alive(self) -> bool:
         return self._thread.is_alive()

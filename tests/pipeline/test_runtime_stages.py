@@ -16,6 +16,7 @@ from pipeline.batcher import BatchConfig
 from pipeline.config import build_run_config
 from pipeline.contracts import Detections, Frame, FrameResult
 from pipeline.draw import Annotator
+from pipeline.errors import TridentError
 from pipeline.metrics import Metrics
 from pipeline.runtime import Pipeline
 from pipeline.sinks import AnnotationStage, Picture, Sink, SinkRunner
@@ -193,3 +194,48 @@ def test_frame_timings_are_exactly_what_the_metrics_recorded(clips):
     assert {name: stages[name]["count"] for name in (*FRAME_STAGES, "sink", "end_to_end")} == dict.fromkeys((*FRAME_STAGES, "sink", "end_to_end"), 39)
     # a batch's cost is split over its frames: frames of one engine call carry the same infer time
     assert max(engine.batch_sizes) > 1 and len({r.timings["infer"] for r in results}) <= engine.calls
+
+
+class _Closing(Sink[FrameResult]):
+    def __init__(self):
+        self.name, self.written, self.closed = "closing", 0, False
+
+    def write(self, result: FrameResult) -> None:
+        self.written += 1
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_sink_that_cannot_open_ends_the_run_before_any_source_starts(clips):
+    made: list[_Closing] = []
+
+    def factory(source):
+        if made:
+            raise TridentError("no display for the second stream")
+        made.append(_Closing())
+        return made
+
+    pipe = Pipeline([SourceConfig(str(clips[0])), SourceConfig(str(clips[1]))], FakeEngine(), sinks=factory)
+    with pytest.raises(TridentError, match="no display"):
+        list(pipe)
+    assert made[0].closed and made[0].written == 0
+    assert all(src.stats.frames == 0 and not src.is_alive() for src in pipe.sources.values())
+
+
+def test_the_run_factory_closes_the_sinks_it_opened_when_a_later_one_fails(clips, tmp_path, monkeypatch):
+    from pipeline.sinks import JsonlSink, MotSink, VideoSink, WindowSink
+
+    closed: list[str] = []
+    for cls in (VideoSink, MotSink, JsonlSink):
+        real = cls.close
+        monkeypatch.setattr(cls, "close", lambda self, real=real: (closed.append(self.name), real(self))[1])
+
+    def no_display(self, title):
+        raise TridentError("--show needs OpenCV with GUI support and a display")
+
+    monkeypatch.setattr(WindowSink, "__init__", no_display)
+    cfg = build_run_config({"sources": [str(clips[1])], "output": {"dir": str(tmp_path), "show": True}, "progress": False})
+    with pytest.raises(TridentError, match="--show needs"):
+        run(cfg, engine=FakeEngine(), progress=False)
+    assert sorted(closed) == ["jsonl:video_0000.jsonl", "mot:video_0000.mot.txt", "video:video_0000.mp4"]
