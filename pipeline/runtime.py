@@ -1,10 +1,13 @@
 """The streaming runtime: sources -> batcher -> preprocess -> engine -> post-process -> trackers -> sinks.
 
 Threads only for I/O: one per source (decode) and one per sink (encode,
-write). The calling thread runs the batcher, the engine, the post-process and
-the trackers, so the compute path has one owner and no locks. Decoding and
-encoding overlap with inference, which is where the throughput comes from on a
-small CPU.
+write), plus one annotation stage per stream that draws each frame once for
+all of that stream's picture sinks (video, images, window). The calling thread
+runs the batcher, the engine, the post-process and the trackers, so the
+compute path has one owner and no locks. Decoding, drawing and encoding
+overlap with inference, which is where the throughput comes from on a small
+CPU. Each frame's stage times are measured once, into `FrameResult.timings`,
+and the metrics get that same dict.
 
 Shutdown: `stop()` (also wired to SIGINT/SIGTERM by `run`) makes the sources
 stop reading; what has been decoded is still processed, then every sink
