@@ -10,7 +10,7 @@ import numpy as np
 
 from engines.base import as_numpy, check_images, require_module
 from engines.postprocess import RawOutputs
-from engines.spec import INPUT_NAME, spec_from_metadata
+from engines.spec import INPUT_NAME, check_outputs_match, spec_from_metadata
 from pipeline.errors import TridentError
 
 
@@ -67,6 +67,12 @@ class OnnxRuntimeEngine:
         self.output_names = [o.name for o in self.session.get_outputs()]
         if [i.name for i in self.session.get_inputs()] != [INPUT_NAME]:
             raise TridentError(f"{self.path.name} must have one input named '{INPUT_NAME}'; re-export it with `trident export`")
+        # one warm-up run on a blank batch: it pays ONNX Runtime's first-run allocations here instead of on
+        # the first camera frame, and gives the real output shapes (the graph leaves class counts symbolic),
+        # so a spec that belongs to another model is refused now, not as garbage later
+        blank = np.zeros((self.spec.batch_range[0], 3, *self.spec.input_hw), np.uint8)
+        outputs = self.session.run(self.output_names, {INPUT_NAME: blank})
+        check_outputs_match(self.spec, {n: o.shape for n, o in zip(self.output_names, outputs)}, self.path.name)
 
     @property
     def device(self) -> str:

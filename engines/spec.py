@@ -110,3 +110,32 @@ def read_onnx_spec(model_path: str | Path) -> ModelSpec:
     except Exception as exc:  # onnx raises DecodeError and friends for a truncated file
         raise TridentError(f"{model_path.name} is not a readable ONNX file ({type(exc).__name__}); re-export it") from None
     return spec_from_metadata(model_path, {p.key: p.value for p in proto.metadata_props})
+
+
+def check_outputs_match(spec: ModelSpec, shapes: dict[str, tuple], where: str) -> None:
+    """Refuse a file whose graph disagrees with its own spec, before it produces garbage or a crash.
+
+    `shapes` maps each graph output to its shape; dynamic axes may be strings,
+    None or -1 and are not checked.
+    """
+    names = set(shapes)
+    if names != set(spec.output_names):
+        raise TridentError(
+            f"{where}: the graph's outputs {sorted(names)} are not the ones its model spec names {sorted(spec.output_names)}; "
+            "the metadata belongs to another model - re-export it with `trident export` (or `trident import`)"
+        )
+    expected = {  # output -> (axis, size the spec implies, what that axis counts)
+        "boxes": (-1, 4, "coordinates"),
+        "scores": (-1, len(spec.class_names), "classes"),
+        "mask_coeffs": (-1, spec.num_protos, "mask coefficients"),
+        "protos": (1, spec.num_protos, "prototypes"),
+        "sem_logits": (1, len(spec.sem_class_names), "semantic classes"),
+    }
+    for name, (axis, want, what) in expected.items():
+        shape = tuple(shapes.get(name, ()))
+        got = shape[axis] if -len(shape) <= axis < len(shape) else None
+        if isinstance(got, int) and got > 0 and got != want:
+            raise TridentError(
+                f"{where}: output '{name}' has {got} {what} but the model spec says {want}; "
+                "the weights and the class list disagree - re-export the model"
+            )

@@ -9,7 +9,7 @@ import numpy as np
 
 from engines.base import check_images, require_module
 from engines.postprocess import RawOutputs
-from engines.spec import INPUT_NAME
+from engines.spec import INPUT_NAME, check_outputs_match
 from engines.tensorrt_sidecar import check_engine_compat, read_sidecar
 from pipeline.errors import TridentError
 
@@ -47,6 +47,7 @@ class TensorRTEngine:
         missing = set(self.spec.output_names) - set(names)
         if missing or INPUT_NAME not in names:
             raise TridentError(f"{self.path.name} lacks tensors {sorted(missing | ({INPUT_NAME} - set(names)))} named in its sidecar; rebuild it")
+        check_outputs_match(self.spec, {n: tuple(self.engine.get_tensor_shape(n)) for n in names if n != INPUT_NAME}, self.path.name)
         self._out_dtypes = {n: _torch_dtype(self.engine.get_tensor_dtype(n)) for n in self.output_names}
 
     def infer(self, images: Any) -> RawOutputs:

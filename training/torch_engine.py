@@ -26,6 +26,8 @@ class TorchEngine:
 
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device not in ("cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
+            raise TridentError(f"unknown device '{device}' for the torch engine ({Path(path).name}); use auto, cpu, cuda or cuda:N")
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise TridentError(f"device {device} asked for but CUDA is not available; use --device cpu")
         if half and not device.startswith("cuda"):
