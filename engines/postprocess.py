@@ -2,11 +2,16 @@
 
 Score filter and top-k, class-aware NMS (torchvision.ops.batched_nms), mask
 assembly from prototypes, semantic argmax, and letterbox undo back to frame
-pixels. Masks and semantic maps are resampled with `torchvision.ops.roi_align`
-straight from the stride-4 network resolution to each box (or the whole
-frame) in frame pixels, so there is never a full-frame float tensor per
-detection; semantic logits are upsampled once to the input, cropped to the
-frame's content and argmaxed.
+pixels. Each instance mask is resampled with `torchvision.ops.roi_align`
+straight from the stride-4 network resolution into its integer box in frame
+pixels; that thresholded patch *is* the instance's crop in `InstanceMasks`, so
+nothing per detection is ever sized by the frame. Semantic logits are
+upsampled once to the input, cropped to the frame's content and argmaxed.
+
+All of it runs where the raw outputs are (numpy: CPU; a TensorRT or CUDA
+torch engine: that GPU). Per image only the final small results cross to the
+host: the kept boxes/scores/classes, the mask crops as one flat bool tensor
+(split into views on the host) and the uint8 semantic labels.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from engines.spec import OUTPUT_NAMES, ModelSpec
 from pipeline.contracts import Detections, SemanticMap
 from pipeline.errors import TridentError
 from pipeline.letterbox import Letterbox
+from pipeline.masks import InstanceMasks
 
 PROTO_STRIDE = 4  # protos and sem_logits are at 1/4 of the input resolution
 
@@ -73,14 +79,14 @@ class RawOutputs:
         return int(first.shape[0])
 
 
-def _torch(x: Any):
+def _as_tensor(x: Any):
+    """A float32 torch tensor where ``x`` already is: numpy -> CPU tensor sharing its memory, tensors stay on their device."""
     import torch
 
     if x is None:
         return None
-    if isinstance(x, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(x)).float()
-    return x.detach().float()
+    t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x.detach()
+    return t if t.dtype == torch.float32 else t.float()
 
 
 def postprocess(
@@ -89,13 +95,19 @@ def postprocess(
     letterboxes: Sequence[Letterbox],
     cfg: PostprocessConfig = PostprocessConfig(),
 ) -> list[tuple[Detections, SemanticMap | None]]:
-    """One (Detections, SemanticMap or None) per image of the batch, in frame pixels."""
+    """One (Detections, SemanticMap or None) per image of the batch, in frame pixels.
+
+    Runs on the device the outputs are on (numpy is CPU); per image only the
+    kept boxes/scores/classes, one flat tensor of mask crops and the uint8
+    semantic labels cross to the host, and nothing waits on the device per
+    detection.
+    """
     import torch
 
     if raw.batch != len(letterboxes):
         raise TridentError(f"{raw.batch} images in the batch but {len(letterboxes)} letterbox records; pass one per frame")
-    boxes, scores = _torch(raw.boxes), _torch(raw.scores)
-    coeffs, protos, sem = _torch(raw.mask_coeffs), _torch(raw.protos), _torch(raw.sem_logits)
+    boxes, scores = _as_tensor(raw.boxes), _as_tensor(raw.scores)
+    coeffs, protos, sem = _as_tensor(raw.mask_coeffs), _as_tensor(raw.protos), _as_tensor(raw.sem_logits)
     if scores is not None and scores.shape[-1] != len(spec.class_names):
         raise TridentError(
             f"model outputs {scores.shape[-1]} classes but its spec names {len(spec.class_names)}; "
@@ -123,43 +135,59 @@ def _detections(boxes, scores, coeffs, protos, b: int, lb: Letterbox, cfg: Postp
     box_in, conf, label = boxes[b, keep], best[keep], cls[keep]
     groups = torch.zeros_like(label) if cfg.class_agnostic else label
     order = batched_nms(box_in, conf, groups, cfg.iou_threshold)[: cfg.max_detections]
-    box_in, conf, label, anchors = box_in[order], conf[order], label[order], keep[order]
-    frame_boxes = lb.boxes_to_frame(box_in.numpy())
+    anchors = keep[order]
+    # One small copy to the host: boxes, score and class of the kept rows (class ids are exact in float32).
+    kept = torch.cat([box_in[order], conf[order, None], label[order, None].to(box_in.dtype)], dim=1).cpu().numpy()
+    frame_boxes = lb.boxes_to_frame(kept[:, :4])
+    valid = (frame_boxes[:, 2] > frame_boxes[:, 0]) & (frame_boxes[:, 3] > frame_boxes[:, 1])  # boxes wholly in the padding
+    if not valid.all():
+        frame_boxes, kept = frame_boxes[valid], kept[valid]
+        anchors = anchors[torch.from_numpy(np.flatnonzero(valid)).to(anchors.device)]
     masks = None
     if coeffs is not None and protos is not None:
         masks = _masks(coeffs[b, anchors], protos[b], frame_boxes, lb, cfg.mask_threshold)
-    valid = (frame_boxes[:, 2] > frame_boxes[:, 0]) & (frame_boxes[:, 3] > frame_boxes[:, 1])  # boxes wholly in the padding
-    dets = Detections(
+    return Detections(
         boxes=frame_boxes,
-        scores=conf.numpy().astype(np.float32),
-        class_ids=label.numpy().astype(np.int32),
+        scores=np.ascontiguousarray(kept[:, 4]),
+        class_ids=kept[:, 5].astype(np.int32),
         masks=masks,
     )
-    return dets if valid.all() else dets.select(valid)
 
 
-def _masks(coeffs, protos, frame_boxes: np.ndarray, lb: Letterbox, threshold: float) -> np.ndarray:
-    """bool[N,H,W]: each instance mask resampled inside its own box only."""
+def _masks(coeffs, protos, frame_boxes: np.ndarray, lb: Letterbox, threshold: float) -> InstanceMasks:
+    """Each instance mask resampled inside its own integer box only: the roi_align patch is the crop.
+
+    The patches are thresholded where the tensors are, joined into one flat
+    bool tensor, copied to the host once and split there into views.
+    """
     import torch
     from torchvision.ops import roi_align
 
     h, w = lb.orig_hw
-    out = np.zeros((len(frame_boxes), h, w), bool)
-    if len(frame_boxes) == 0:
-        return out
+    n = len(frame_boxes)
+    if n == 0:
+        return InstanceMasks.empty((h, w))
     k, ph, pw = protos.shape
-    logits = (coeffs @ protos.reshape(k, -1)).reshape(-1, 1, ph, pw)
+    logits = (coeffs @ protos.reshape(k, -1)).reshape(n, 1, ph, pw)
     cut = math.log(threshold / (1.0 - threshold))
     ints = np.stack([np.floor(frame_boxes[:, 0]), np.floor(frame_boxes[:, 1]), np.ceil(frame_boxes[:, 2]), np.ceil(frame_boxes[:, 3])], 1)
-    ints = ints.clip([0, 0, 0, 0], [w, h, w, h]).astype(np.int64)
-    rois = lb.boxes_to_input(ints.astype(np.float32))
-    for i, (x0, y0, x1, y1) in enumerate(ints):
-        if x1 <= x0 or y1 <= y0:
-            continue
-        roi = torch.tensor([[0.0, *rois[i]]], dtype=logits.dtype)
-        patch = roi_align(logits[i : i + 1], roi, (int(y1 - y0), int(x1 - x0)), spatial_scale=1.0 / PROTO_STRIDE, sampling_ratio=1, aligned=True)
-        out[i, y0:y1, x0:x1] = (patch[0, 0] > cut).numpy()
-    return out
+    ints = ints.clip([0, 0, 0, 0], [w, h, w, h]).astype(np.int32)
+    rois = np.zeros((n, 5), np.float32)  # column 0: index into a one-image batch
+    rois[:, 1:] = lb.boxes_to_input(ints.astype(np.float32))
+    rois_t = torch.from_numpy(rois).to(device=logits.device, dtype=logits.dtype)
+    sizes = [(y1 - y0, x1 - x0) for x0, y0, x1, y1 in ints.tolist()]
+    flat = [
+        (roi_align(logits[i : i + 1], rois_t[i : i + 1], size, spatial_scale=1.0 / PROTO_STRIDE, sampling_ratio=1, aligned=True) > cut).reshape(-1)
+        for i, size in enumerate(sizes)
+        if size[0] > 0 and size[1] > 0
+    ]
+    pixels = torch.cat(flat).cpu().numpy() if flat else np.zeros(0, bool)
+    crops, at = [], 0
+    for ch, cw in sizes:
+        size = max(ch, 0) * max(cw, 0)
+        crops.append(pixels[at : at + size].reshape(ch, cw) if size else np.zeros((max(ch, 0), max(cw, 0)), bool))
+        at += size
+    return InstanceMasks(tuple(crops), ints, (h, w))
 
 
 def _semantic(logits, lb: Letterbox, spec: ModelSpec) -> SemanticMap:
@@ -172,11 +200,11 @@ def _semantic(logits, lb: Letterbox, spec: ModelSpec) -> SemanticMap:
     y, x = int(lb.pad_y), int(lb.pad_x)
     up = F.interpolate(logits[None], size=(ih, iw), mode="bilinear", align_corners=False)[0, :, y : y + nh, x : x + nw]
     # argmax over a short leading axis is a slow strided reduction in torch; a running max is 10x faster
-    best, labels = up[0].clone(), torch.zeros((nh, nw), dtype=torch.uint8)
+    best, labels = up[0].clone(), torch.zeros((nh, nw), dtype=torch.uint8, device=up.device)
     for c in range(1, up.shape[0]):
         labels.masked_fill_(up[c] > best, c)
         best = torch.maximum(best, up[c])
-    labels = labels.numpy()
+    labels = labels.cpu().numpy()  # the one copy to the host: uint8, at the frame's content resolution
     h, w = lb.orig_hw
     if (nh, nw) != (h, w):
         import cv2

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import ContractError
+from pipeline.masks import InstanceMasks
 
-__all__ = ["Frame", "Detections", "SemanticMap", "Tracks", "FrameResult"]
+__all__ = ["Frame", "Detections", "InstanceMasks", "SemanticMap", "Tracks", "FrameResult"]
 
 
 def _check_array(owner: str, name: str, value: Any, dtype: np.dtype | type, shape: tuple) -> None:
@@ -94,13 +95,13 @@ class Detections:
     """Detections of one frame, in frame pixels.
 
     boxes float32[N,4] xyxy, scores float32[N], class_ids int32[N],
-    masks bool[N,H,W] full-frame instance masks or None.
+    masks: one box-local instance mask per row (`InstanceMasks`) or None.
     """
 
     boxes: np.ndarray
     scores: np.ndarray
     class_ids: np.ndarray
-    masks: np.ndarray | None = None
+    masks: InstanceMasks | None = None
 
     def __post_init__(self) -> None:
         if __debug__:
@@ -109,14 +110,21 @@ class Detections:
             _check_array("Detections", "scores", self.scores, np.float32, (n,))
             _check_array("Detections", "class_ids", self.class_ids, np.int32, (n,))
             if self.masks is not None:
-                _check_array("Detections", "masks", self.masks, np.bool_, (n, None, None))
+                if not isinstance(self.masks, InstanceMasks):
+                    raise ContractError(
+                        f"Detections.masks must be pipeline.masks.InstanceMasks, got {type(self.masks).__name__}; "
+                        "wrap full-frame bool[N,H,W] masks with InstanceMasks.from_dense(masks)"
+                    )
+                if len(self.masks) != n:
+                    raise ContractError(f"Detections.masks has {len(self.masks)} masks but Detections.boxes has {n}; one mask per box")
             _check_boxes("Detections", self.boxes)
             if n and not np.isfinite(self.scores).all():
                 raise ContractError("Detections.scores has NaN or inf; scores must be finite probabilities")
 
     @classmethod
-    def empty(cls, mask_shape: tuple[int, int] | None = None) -> "Detections":
-        masks = None if mask_shape is None else np.zeros((0, *mask_shape), dtype=bool)
+    def empty(cls, frame_hw: tuple[int, int] | None = None) -> "Detections":
+        """No detections; with ``frame_hw`` they carry (zero) masks of that frame size."""
+        masks = None if frame_hw is None else InstanceMasks.empty((int(frame_hw[0]), int(frame_hw[1])))
         return cls(
             boxes=np.zeros((0, 4), np.float32),
             scores=np.zeros((0,), np.float32),
@@ -133,19 +141,14 @@ class Detections:
             boxes=np.ascontiguousarray(self.boxes[index]),
             scores=np.ascontiguousarray(self.scores[index]),
             class_ids=np.ascontiguousarray(self.class_ids[index]),
-            masks=None if self.masks is None else np.ascontiguousarray(self.masks[index]),
+            masks=None if self.masks is None else self.masks[index],
         )
 
     def masks_rle(self) -> list[dict]:
         """COCO run-length encoding of each mask ({"size": [H, W], "counts": str})."""
         if self.masks is None:
             raise ContractError("Detections.masks is None: this model or engine produced no instance masks")
-        from pycocotools import mask as mask_utils  # lazy: only sinks need it
-
-        if len(self) == 0:
-            return []
-        encoded = mask_utils.encode(np.asfortranarray(self.masks.transpose(1, 2, 0).astype(np.uint8)))
-        return [{"size": [int(s) for s in e["size"]], "counts": e["counts"].decode("ascii")} for e in encoded]
+        return self.masks.rle()
 
 
 @dataclass(frozen=True, eq=False)
@@ -226,10 +229,10 @@ class FrameResult:
             if not isinstance(self.detections, Detections):
                 raise ContractError(f"FrameResult.detections must be Detections, got {type(self.detections).__name__}")
             h, w = self.frame.image.shape[:2]
-            if self.detections.masks is not None and self.detections.masks.shape[1:] != (h, w):
+            if self.detections.masks is not None and self.detections.masks.frame_hw != (h, w):
                 raise ContractError(
-                    f"FrameResult: masks are {self.detections.masks.shape[1:]} but the frame is {(h, w)}; "
-                    "masks must be pasted back to full-frame size"
+                    f"FrameResult: masks are of a {self.detections.masks.frame_hw} frame but the frame is {(h, w)}; "
+                    "mask boxes must be in frame pixels (undo the letterbox)"
                 )
             if self.semantic is not None and self.semantic.labels.shape != (h, w):
                 raise ContractError(

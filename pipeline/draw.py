@@ -57,8 +57,9 @@ class Annotator:
             for tid, _, cls, _, di in rows:
                 if di >= 0:
                     colour = self._colour(tid, cls)
-                    m = dets.masks[di]
-                    image[m] = (image[m] * (1 - self.cfg.mask_alpha) + colour * self.cfg.mask_alpha).astype(np.uint8)
+                    x0, y0, x1, y1 = dets.masks.boxes[di].tolist()
+                    region, m = image[y0:y1, x0:x1], dets.masks.crop(di)  # blend inside the mask's box only
+                    region[m] = (region[m] * (1 - self.cfg.mask_alpha) + colour * self.cfg.mask_alpha).astype(np.uint8)
         seen = set()
         for tid, box, cls, score, di in rows:
             colour = tuple(int(c) for c in self._colour(tid, cls))

@@ -112,7 +112,7 @@ class BaseTracker(abc.ABC):
         w = self.config.mask_iou_weight
         if w > 0 and dets.masks is not None and self.table.masks is not None and sim.size:
             track_masks = self.table.masks[rows]
-            has_mask = track_masks.reshape(len(rows), -1).any(axis=1)
+            has_mask = track_masks.areas() > 0
             if has_mask.any():
                 m = mask_iou(track_masks[has_mask], dets.masks[det_rows])
                 sim[has_mask] = (1.0 - w) * sim[has_mask] + w * m

@@ -1,7 +1,7 @@
 """Association between predicted tracks and detections.
 
-Similarities are vectorised numpy (no Python loop over pairs): box IoU by
-broadcasting, mask IoU as one matrix product of flattened masks. Gating turns
+Box IoU is vectorised numpy (broadcasting); mask IoU counts pixels only where
+two box-local masks overlap (`InstanceMasks.iou`). Gating turns
 a similarity below its threshold (or a class mismatch) into "impossible", and
 `assign` solves the optimal one-to-one matching with
 ``scipy.optimize.linear_sum_assignment``.
@@ -13,6 +13,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from pipeline.boxes import box_iou  # re-exported: the one box IoU of the project
+from pipeline.masks import InstanceMasks
 
 __all__ = ["box_iou", "mask_iou", "gate_classes", "assign", "Assignment"]
 
@@ -21,25 +22,18 @@ __all__ = ["box_iou", "mask_iou", "gate_classes", "assign", "Assignment"]
 _GATED = 1e6
 
 
-def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """[M,H,W] x [N,H,W] bool masks -> [M,N] IoU; empty masks give 0.
+def mask_iou(a: InstanceMasks, b: InstanceMasks) -> np.ndarray:
+    """[M,N] mask IoU of two InstanceMasks of one frame size; empty masks give 0.
 
-    Intersections are one float32 matrix product of flattened masks (exact
-    for counts below 2**24 pixels per mask, i.e. any frame up to 16 MP).
+    Counted over the overlap of each pair's crops only, so pairs whose boxes
+    are apart cost nothing and no frame-sized array is made (`InstanceMasks.iou`).
     """
-    a = np.asarray(a, dtype=bool)
-    b = np.asarray(b, dtype=bool)
-    if a.ndim != 3 or b.ndim != 3 or a.shape[1:] != b.shape[1:]:
-        raise ValueError(f"mask_iou needs [M,H,W] and [N,H,W] masks of one frame size, got {a.shape} and {b.shape}")
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    fa = a.reshape(len(a), -1).astype(np.float32)
-    fb = b.reshape(len(b), -1).astype(np.float32)
-    inter = (fa @ fb.T).astype(np.float64)
-    union = fa.sum(1, dtype=np.float64)[:, None] + fb.sum(1, dtype=np.float64)[None, :] - inter
-    out = np.zeros_like(inter)
-    np.divide(inter, union, out=out, where=union > 0)
-    return out
+    if not isinstance(a, InstanceMasks) or not isinstance(b, InstanceMasks):
+        raise TypeError(
+            f"mask_iou takes pipeline.masks.InstanceMasks, got {type(a).__name__} and {type(b).__name__}; "
+            "wrap bool[N,H,W] arrays with InstanceMasks.from_dense"
+        )
+    return a.iou(b)
 
 
 def gate_classes(similarity: np.ndarray, track_classes: np.ndarray, det_classes: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.contracts import Detections, Tracks
+from pipeline.masks import InstanceMasks
 from trackers.config import TrackerConfig
 from trackers.kalman import BoxKalmanFilter, cxcywh_to_xyxy
 
@@ -81,7 +82,9 @@ class TrackTable:
         )
         self.removed: deque[RemovedTrack] = deque(maxlen=config.removed_history)
         self._ids = IdCounter()
-        self.masks: np.ndarray | None = None  # [M,H,W] last mask per track, only with mask_iou_weight > 0
+        # Last matched mask per track, box-local (so a crowd of tracks costs its boxes, not M frames);
+        # only with mask_iou_weight > 0. A track never matched with a mask has an empty one.
+        self.masks: InstanceMasks | None = None
         self.clear()
 
     def clear(self) -> None:
@@ -113,10 +116,10 @@ class TrackTable:
         clear the previous frame's matches."""
         self.x, self.P = self.kf.predict(self.x, self.P, steps)
         self.det_index[:] = -1
-        if self.masks is not None and dets.masks is not None and dets.masks.shape[1:] != self.masks.shape[1:]:
+        if self.masks is not None and dets.masks is not None and dets.masks.frame_hw != self.masks.frame_hw:
             # The frame size changed (a reconnect at another resolution): old
             # masks mean nothing now, so those tracks fall back to box IoU.
-            self.masks = np.zeros((len(self.ids), *dets.masks.shape[1:]), dtype=bool)
+            self.masks = InstanceMasks.empty(dets.masks.frame_hw, len(self.ids))
 
     def update(self, rows: np.ndarray, det_rows: np.ndarray, dets: Detections, now: float) -> None:
         """Correct `rows` with detections `det_rows` (pairwise) and advance their lifecycle."""
@@ -135,7 +138,7 @@ class TrackTable:
         promote = (state == _LOST) | ((state == _TENTATIVE) & (self.streak[rows] >= self.config.min_hits))
         self.state[rows[promote]] = _CONFIRMED
         if self.masks is not None and dets.masks is not None:
-            self.masks[rows] = dets.masks[det_rows]
+            self.masks = self.masks.replace(rows, dets.masks[det_rows])
 
     def mark_missed(self, rows: np.ndarray) -> None:
         """Unmatched this frame: tentative tracks die, confirmed ones become Lost."""
@@ -170,10 +173,10 @@ class TrackTable:
             if self.masks is None:
                 # First masks seen: older tracks get empty masks and fall
                 # back to box IoU.
-                self.masks = np.zeros((len(self.ids) - n, *new.shape[1:]), dtype=bool)
-            self.masks = np.concatenate([self.masks, new])
+                self.masks = InstanceMasks.empty(new.frame_hw, len(self.ids) - n)
+            self.masks = InstanceMasks.concat([self.masks, new])
         elif self.masks is not None:
-            self.masks = np.concatenate([self.masks, np.zeros((n, *self.masks.shape[1:]), dtype=bool)])
+            self.masks = InstanceMasks.concat([self.masks, InstanceMasks.empty(self.masks.frame_hw, n)])
 
     def prune(self, now: float) -> None:
         """Remove Lost tracks older than lost_buffer_s, then drop Removed rows into the history."""

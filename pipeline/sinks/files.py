@@ -49,7 +49,7 @@ class JsonlSink(Sink):
         track_of = {}
         if tracks is not None:
             track_of = {int(d): int(t) for t, d in zip(tracks.track_ids, tracks.det_index) if d >= 0}
-        rles = dets.masks_rle() if (self.masks and dets.masks is not None) else None
+        rles = dets.masks.rle() if (self.masks and dets.masks is not None) else None  # from the box crops
         objects = []
         for i in range(len(dets)):
             cls = int(dets.class_ids[i])

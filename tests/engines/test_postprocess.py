@@ -46,14 +46,15 @@ def test_boxes_are_mapped_back_to_frame_pixels_with_masks_inside_them():
     (dets, sem), = postprocess(_raw([[10, 20, 30, 40]], [[0.9, 0.1]]), SPEC, [LB])
     np.testing.assert_allclose(dets.boxes, [[10, 4, 30, 24]])
     assert dets.class_ids.tolist() == [0] and dets.scores[0] == pytest.approx(0.9)
-    assert dets.masks.shape == (1, 32, 96)
-    assert dets.masks.sum() == 20 * 20  # the whole box, nothing outside it
-    assert dets.masks[0, 4:24, 10:30].all()
+    assert len(dets.masks) == 1 and dets.masks.frame_hw == (32, 96)
+    assert dets.masks.dense().sum() == 20 * 20  # the whole box, nothing outside it
+    assert dets.masks.dense()[0, 4:24, 10:30].all()
+    assert dets.masks.boxes.tolist() == [[10, 4, 30, 24]] and dets.masks.nbytes < 20 * 20 + 100  # held box-locally
 
 
 def test_negative_mask_coefficients_give_empty_masks():
     (dets, _), = postprocess(_raw([[10, 20, 30, 40]], [[0.9, 0.1]], coeffs=[[-10.0]]), SPEC, [LB])
-    assert dets.masks.sum() == 0
+    assert dets.masks.areas().tolist() == [0]
 
 
 def test_semantic_map_drops_the_padding_and_has_frame_size():
@@ -86,7 +87,7 @@ def test_score_threshold_and_max_detections():
 
 def test_no_candidates_give_empty_detections_with_mask_shape():
     (dets, sem), = postprocess(_raw([[10, 20, 30, 40]], [[0.01, 0.02]]), SPEC, [LB])
-    assert len(dets) == 0 and dets.masks.shape == (0, 32, 96) and sem is not None
+    assert len(dets) == 0 and len(dets.masks) == 0 and dets.masks.frame_hw == (32, 96) and sem is not None
 
 
 def test_a_box_wholly_inside_the_padding_is_dropped():
@@ -99,7 +100,7 @@ def test_batch_results_follow_their_own_letterbox():
     results = postprocess(_raw([[10, 20, 30, 40]], [[0.9, 0.1]], batch=2), SPEC, [LB, other])
     np.testing.assert_allclose(results[0][0].boxes, [[10, 4, 30, 24]])
     np.testing.assert_allclose(results[1][0].boxes, [[10, 20, 30, 40]])
-    assert results[1][0].masks.shape == (1, 64, 96)
+    assert len(results[1][0].masks) == 1 and results[1][0].masks.frame_hw == (64, 96)
 
 
 def test_mismatches_are_clear_errors():
@@ -109,3 +110,68 @@ def test_mismatches_are_clear_errors():
         postprocess(_raw([[10, 20, 30, 40]], [[0.9, 0.1, 0.0]]), SPEC, [LB])
     with pytest.raises(TridentError, match="score_threshold"):
         PostprocessConfig(score_threshold=1.5)
+
+
+def _random_raw(batch: int = 2, anchors: int = 600, k: int = 4, seed: int = 0) -> RawOutputs:
+    """Cluttered outputs: hundreds of overlapping candidates of both classes, real prototypes."""
+    rng = np.random.default_rng(seed)
+    ih, iw = INPUT_HW
+    centre = rng.uniform(0, [iw, ih], (batch, anchors, 2))
+    half = rng.uniform(2, 20, (batch, anchors, 2))
+    return RawOutputs(
+        boxes=np.concatenate([centre - half, centre + half], -1).astype(np.float32),
+        scores=(rng.random((batch, anchors, 2)) ** 3).astype(np.float32),
+        mask_coeffs=rng.normal(size=(batch, anchors, k)).astype(np.float32),
+        protos=rng.normal(size=(batch, k, ih // 4, iw // 4)).astype(np.float32),
+        sem_logits=rng.normal(size=(batch, 2, ih // 4, iw // 4)).astype(np.float32),
+    )
+
+
+# frames smaller than, and of another aspect than, the input: scale != 1 and padding on both axes
+SCALED = [Letterbox.fit((50, 90), INPUT_HW), Letterbox.fit((130, 190), INPUT_HW)]
+LOW = PostprocessConfig(score_threshold=0.05)
+
+
+def _assert_same(got, want, mask_tol: float = 0.0, box_tol: float = 0.0) -> None:
+    assert len(got) == len(want)
+    for (d, s), (e, t) in zip(got, want):
+        assert len(d) == len(e) > 5
+        assert isinstance(d.boxes, np.ndarray) and isinstance(d.masks.crop(0), np.ndarray) and isinstance(s.labels, np.ndarray)
+        np.testing.assert_allclose(d.boxes, e.boxes, rtol=0, atol=box_tol)
+        np.testing.assert_allclose(d.scores, e.scores, rtol=0, atol=box_tol)
+        np.testing.assert_array_equal(d.class_ids, e.class_ids)
+        np.testing.assert_array_equal(d.masks.boxes, e.masks.boxes)
+        assert (d.masks.dense() != e.masks.dense()).mean() <= mask_tol
+        assert (s.labels != t.labels).mean() <= mask_tol
+
+
+def test_numpy_and_torch_cpu_outputs_give_identical_results():
+    torch = pytest.importorskip("torch")
+    raw = _random_raw()
+    as_torch = RawOutputs(**{n: torch.from_numpy(getattr(raw, n).copy()) for n in SPEC.output_names})
+    want = postprocess(raw, SPEC, SCALED, LOW)
+    _assert_same(postprocess(as_torch, SPEC, SCALED, LOW), want)
+    assert sum(d.masks.areas().sum() for d, _ in want) > 0
+
+
+def test_masks_are_the_box_crops_of_the_frame_masks():
+    (dets, _), _ = postprocess(_random_raw(), SPEC, SCALED, LOW)
+    boxes = dets.masks.boxes
+    np.testing.assert_array_equal(boxes[:, :2], np.floor(dets.boxes[:, :2]))  # crop box = the integer hull of the box
+    np.testing.assert_array_equal(boxes[:, 2:], np.ceil(dets.boxes[:, 2:]))
+    assert dets.masks.nbytes == int(((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).sum()) + boxes.nbytes
+
+
+@pytest.mark.gpu
+def test_cuda_outputs_are_post_processed_on_the_gpu_like_on_the_cpu():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device (torch.cuda.is_available() is False)")
+    raw = _random_raw()
+    on_gpu = RawOutputs(**{n: torch.from_numpy(getattr(raw, n)).cuda() for n in SPEC.output_names})
+    want = postprocess(raw, SPEC, SCALED, LOW)
+    # roi_align and bilinear upsampling may round differently on the GPU: a pixel at the threshold can flip
+    _assert_same(postprocess(on_gpu, SPEC, SCALED, LOW), want, mask_tol=1e-3, box_tol=1e-5)
+    half = RawOutputs(**{n: getattr(on_gpu, n).half() for n in SPEC.output_names})  # a TensorRT FP16 engine's outputs
+    for (d, _), (e, _) in zip(postprocess(half, SPEC, SCALED, LOW), want):
+        assert d.boxes.dtype == np.float32 and abs(len(d) - len(e)) <= 0.1 * len(e)  # FP16 rounding may move a few past a threshold

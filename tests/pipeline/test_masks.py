@@ -181,3 +181,25 @@ def test_from_dense_rejects_what_is_not_bool_n_h_w():
         InstanceMasks.from_dense(np.zeros((1, 4, 4), np.uint8))
     with pytest.raises(ContractError, match=r"bool\[N,H,W\] numpy array, got \[4, 4\]"):
         InstanceMasks.from_dense(np.zeros((4, 4), bool))
+
+
+def test_annotator_tints_mask_pixels_only_and_jsonl_writes_their_rle(tmp_path):
+    import json
+
+    from pipeline.contracts import Detections, Frame, FrameResult
+    from pipeline.draw import Annotator, DrawConfig
+    from pipeline.sinks.files import JsonlSink
+
+    dense = np.zeros((1, 30, 40), bool)
+    dense[0, 18:28, 10:14] = True  # below the label, inside the box outline
+    masks = InstanceMasks.from_dense(dense)
+    dets = Detections(np.array([[8, 16, 20, 30]], np.float32), np.array([0.9], np.float32), np.zeros(1, np.int32), masks)
+    result = FrameResult(Frame("cam", 0, 0.0, np.full((30, 40, 3), 100, np.uint8), 0.0), dets)
+    drawn = Annotator(("thing",)).draw(result)
+    unmasked = Annotator(("thing",), cfg=DrawConfig(mask_alpha=0.0)).draw(result)
+    np.testing.assert_array_equal((drawn != unmasked).any(axis=2), dense[0])  # the tint covers the mask's pixels, no others
+    sink = JsonlSink(tmp_path / "out.jsonl", ("thing",))
+    sink.write(result)
+    sink.close()
+    record = json.loads((tmp_path / "out.jsonl").read_text())
+    assert record["objects"][0]["mask"] == _coco(dense)[0]

@@ -9,6 +9,7 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from pipeline.contracts import Detections, Frame, FrameResult, SemanticMap, Tracks
+from pipeline.masks import InstanceMasks
 
 from pipeline.errors import ContractError, TridentError
 
@@ -18,7 +19,7 @@ def _dets(n: int = 2, h: int = 8, w: int = 10, masks: bool = True) -> Detections
     m = np.zeros((n, h, w), bool)
     for i, (x0, y0, x1, y1) in enumerate(boxes.astype(int)):
         m[i, y0:y1, x0:x1] = True
-    return Detections(boxes, np.linspace(0.9, 0.5, n).astype(np.float32), np.arange(n, dtype=np.int32), m if masks else None)
+    return Detections(boxes, np.linspace(0.9, 0.5, n).astype(np.float32), np.arange(n, dtype=np.int32), InstanceMasks.from_dense(m) if masks else None)
 
 
 def _tracks(ids=(3, 7), det_index=(0, -1)) -> Tracks:
@@ -76,8 +77,8 @@ def test_frozen_fields_cannot_be_reassigned():
         ("boxes", np.zeros((2, 4), np.float64), "boxes must be float32, got float64"),
         ("scores", np.zeros((3,), np.float32), r"scores must have shape \[2\], got \[3\]"),
         ("class_ids", np.zeros((2,), np.int64), "class_ids must be int32, got int64"),
-        ("masks", np.zeros((2, 8, 10), np.uint8), "masks must be bool"),
-        ("masks", np.zeros((1, 8, 10), bool), r"masks must have shape \[2,\*,\*\]"),
+        ("masks", np.zeros((2, 8, 10), bool), r"masks must be pipeline.masks.InstanceMasks, got ndarray; wrap .* InstanceMasks.from_dense"),
+        ("masks", InstanceMasks.from_dense(np.zeros((1, 8, 10), bool)), "masks has 1 masks but Detections.boxes has 2"),
     ],
 )
 def test_detections_reject_wrong_arrays(field, value, needle):
@@ -102,13 +103,14 @@ def test_detections_select_keeps_rows_aligned():
     picked = d.select(np.array([False, True]))
     assert len(picked) == 1
     np.testing.assert_array_equal(picked.boxes[0], d.boxes[1])
-    assert picked.class_ids[0] == 1 and picked.masks.shape == (1, 8, 10)
-    assert picked.masks.sum() == d.masks[1].sum()
+    assert picked.class_ids[0] == 1 and len(picked.masks) == 1 and picked.masks.frame_hw == (8, 10)
+    assert picked.masks.areas()[0] == d.masks.areas()[1] == 7 * 7
+    np.testing.assert_array_equal(picked.masks.dense()[0], d.masks.paste(1))
 
 
 def test_empty_detections_have_zero_rows_and_mask_shape():
     e = Detections.empty((8, 10))
-    assert len(e) == 0 and e.masks.shape == (0, 8, 10) and e.masks_rle() == []
+    assert len(e) == 0 and len(e.masks) == 0 and e.masks.frame_hw == (8, 10) and e.masks_rle() == []
 
 
 def test_masks_rle_decodes_to_the_same_pixels():
@@ -116,7 +118,7 @@ def test_masks_rle_decodes_to_the_same_pixels():
     rles = d.masks_rle()
     assert [r["size"] for r in rles] == [[8, 10], [8, 10]]
     assert isinstance(rles[0]["counts"], str)  # JSON-ready
-    for rle, m in zip(rles, d.masks):
+    for rle, m in zip(rles, d.masks.dense()):
         decoded = mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()})
         assert decoded.sum() == m.sum() == mask_utils.area({"size": rle["size"], "counts": rle["counts"].encode()})
         np.testing.assert_array_equal(decoded.astype(bool), m)
@@ -149,7 +151,7 @@ def test_frame_result_links_are_consistent():
     frame = Frame("cam", 3, 0.1, np.zeros((8, 10, 3), np.uint8), 0.0)
     ok = FrameResult(frame, _dets(), SemanticMap(np.zeros((8, 10), np.uint8), ("bg",)), _tracks(), {"infer": 0.01})
     assert ok.tracks.det_index.tolist() == [0, -1] and ok.timings["infer"] == 0.01
-    with pytest.raises(ContractError, match="masks must be pasted back"):
+    with pytest.raises(ContractError, match=r"masks are of a \(4, 5\) frame but the frame is \(8, 10\)"):
         FrameResult(frame, _dets(h=4, w=5))
     with pytest.raises(ContractError, match="semantic labels are"):
         FrameResult(frame, _dets(), SemanticMap(np.zeros((4, 5), np.uint8), ("bg",)))

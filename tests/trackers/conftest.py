@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 
 from pipeline.contracts import Detections
+from pipeline.masks import InstanceMasks
 
 
 def make_dets(boxes: Sequence[Sequence[float]], scores: Sequence[float] | None = None,
-              classes: Sequence[int] | None = None, masks: np.ndarray | None = None) -> Detections:
+              classes: Sequence[int] | None = None, masks: InstanceMasks | None = None) -> Detections:
     b = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     n = len(b)
     return Detections(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pipeline.masks import InstanceMasks
 from trackers.matching import assign, box_iou, gate_classes, mask_iou
 
 
@@ -25,12 +26,13 @@ def test_mask_iou_matches_hand_computed_values() -> None:
     m[0, :2, :] = True          # 8 px
     m[1, :, :2] = True          # 8 px, overlaps m0 in 4
     # m[2] empty
-    np.testing.assert_allclose(mask_iou(m, m), [[1.0, 4 / 12, 0.0], [4 / 12, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    im = InstanceMasks.from_dense(m)
+    np.testing.assert_allclose(mask_iou(im, im), [[1.0, 4 / 12, 0.0], [4 / 12, 1.0, 0.0], [0.0, 0.0, 0.0]])
 
 
 def test_mask_iou_rejects_masks_of_different_frame_sizes() -> None:
     with pytest.raises(ValueError, match="frame size"):
-        mask_iou(np.zeros((1, 4, 4), bool), np.zeros((1, 5, 4), bool))
+        mask_iou(InstanceMasks.from_dense(np.zeros((1, 4, 4), bool)), InstanceMasks.from_dense(np.zeros((1, 5, 4), bool)))
 
 
 def test_gate_classes_zeroes_cross_class_pairs() -> None:

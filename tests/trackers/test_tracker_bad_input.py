@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.contracts import Detections
+from pipeline.masks import InstanceMasks
 
 from pipeline.errors import ContractError, TridentError
 from trackers import TrackerConfig, make_tracker
@@ -107,10 +108,10 @@ def test_masks_of_a_new_frame_size_fall_back_to_box_iou(dets, box) -> None:
     tracker = make_tracker(TrackerConfig(mask_iou_weight=0.5))
     m = np.zeros((1, 32, 32), bool)
     m[0, :10, :10] = True
-    tracker.update(dets([[0, 0, 10, 10]], masks=m), 0.0)
+    tracker.update(dets([[0, 0, 10, 10]], masks=InstanceMasks.from_dense(m)), 0.0)
     m2 = np.zeros((1, 64, 64), bool)
     m2[0, :10, :10] = True
-    out = tracker.update(dets([[0, 0, 10, 10]], masks=m2), 1 / 30)
+    out = tracker.update(dets([[0, 0, 10, 10]], masks=InstanceMasks.from_dense(m2)), 1 / 30)
     assert out.track_ids.tolist() == [1]
 
 

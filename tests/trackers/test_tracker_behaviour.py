@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.contracts import Tracks
+from pipeline.masks import InstanceMasks
 from trackers import TrackerConfig, TrackState, make_tracker
 
 FPS = 30.0
@@ -205,9 +206,23 @@ def test_mask_iou_separates_overlapping_boxes_of_different_shape(dets) -> None:
     right[10:50, 40:50] = True
     b = [[10, 10, 50, 50], [10, 10, 50, 50]]
     tracker = make_tracker(TrackerConfig(mask_iou_weight=0.5))
-    t0 = tracker.update(dets(b, masks=np.stack([left, right])), 0.0)
+    t0 = tracker.update(dets(b, masks=InstanceMasks.from_dense(np.stack([left, right]))), 0.0)
     ids = dict(zip(t0.det_index.tolist(), t0.track_ids.tolist()))
     for f in range(1, 6):
-        t = tracker.update(dets(b, masks=np.stack([right, left])), f / FPS)  # rows swapped
+        t = tracker.update(dets(b, masks=InstanceMasks.from_dense(np.stack([right, left]))), f / FPS)  # rows swapped
         got = dict(zip(t.det_index.tolist(), t.track_ids.tolist()))
         assert got == {0: ids[1], 1: ids[0]}
+
+
+def test_track_masks_are_held_box_locally(dets) -> None:
+    h, w = 1080, 1920
+    m = np.zeros((2, h, w), bool)
+    m[0, 100:140, 200:230] = True
+    m[1, 500:560, 900:920] = True
+    tracker = make_tracker(TrackerConfig(mask_iou_weight=0.5))
+    boxes = [[200, 100, 230, 140], [900, 500, 920, 560]]
+    tracker.update(dets(boxes, masks=InstanceMasks.from_dense(m)), 0.0)
+    held = tracker.table.masks
+    assert held.frame_hw == (h, w) and len(held) == 2
+    assert held.nbytes == 40 * 30 + 60 * 20 + held.boxes.nbytes  # 2.4 KB, not 2 x 2 MB
+    np.testing.assert_array_equal(held.dense(), m)

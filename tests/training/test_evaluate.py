@@ -10,6 +10,7 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from pipeline.contracts import Detections
+from pipeline.masks import InstanceMasks
 
 from pipeline.errors import TridentError
 from training.evaluate import (
@@ -29,7 +30,7 @@ def dets(boxes: list[list[float]], scores: list[float], classes: list[int], mask
         boxes=np.array(boxes, np.float32).reshape(-1, 4),
         scores=np.array(scores, np.float32),
         class_ids=np.array(classes, np.int32),
-        masks=masks,
+        masks=None if masks is None else InstanceMasks.from_dense(masks),
     )
 
 
@@ -81,15 +82,17 @@ def test_perfect_predictions_on_synthetic_val_score_one(tmp_path: Path) -> None:
     assert result.num_images == 5
 
 
-def test_run_length_encoded_detections_score_exactly_like_dense_ones(tmp_path: Path) -> None:
+def test_run_length_encoded_detections_score_exactly_like_box_local_ones(tmp_path: Path) -> None:
     from training.evaluate import EncodedDetections
 
     generate_dataset(SynthConfig(videos=2, frames=5, width=128, height=96, seed=2), tmp_path, workers=1)
     gt = tmp_path / "annotations" / "instances_val.json"
     dense = gt_as_detections(gt)
-    for d in dense.values():  # spoil the masks a little so the scores are not all 1
+    for k, d in dense.items():  # spoil the masks a little so the scores are not all 1
         if len(d):
-            d.masks[:, :, ::3] = False
+            spoilt = d.masks.dense()
+            spoilt[:, :, ::3] = False
+            dense[k] = Detections(d.boxes, d.scores, d.class_ids, InstanceMasks.from_dense(spoilt))
     encoded = {k: EncodedDetections.from_detections(d) for k, d in dense.items()}
     a, b = evaluate(gt, dense), evaluate(gt, encoded)
     assert a.mask_map < 0.99 and a.to_dict() == b.to_dict()
