@@ -83,7 +83,7 @@ def run(cfg: RunConfig, engine: Any = None, progress: bool | None = None) -> Run
     """Run the configured sources to the end (files) or until SIGINT/SIGTERM (live)."""
     from tqdm import tqdm
 
-    from engines.base import load_engine
+    from engines.loader import load_engine
     from pipeline.runtime import Pipeline
 
     if not cfg.sources:

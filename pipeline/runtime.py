@@ -203,7 +203,7 @@ def stream(
     **kwargs,
 ) -> Pipeline:
     """`for result in stream("video.mp4", "model.onnx"): ...` - the iterator form of the pipeline."""
-    from engines.base import load_engine
+    from engines.loader import load_engine
 
     items = [source] if isinstance(source, (str, SourceConfig)) else list(source)
     configs = [s if isinstance(s, SourceConfig) else SourceConfig(uri=str(s)) for s in items]
