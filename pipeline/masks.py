@@ -102,6 +102,14 @@ class InstanceMasks:
                 "InstanceMasks[i] with one int is ambiguous; use masks.crop(i) for the box-local mask, "
                 "masks.paste(i) for a full frame, or masks[[i]] for a one-row InstanceMasks"
             )
+        if not isinstance(index, slice):
+            index = np.asarray(index)
+            if index.dtype != np.bool_ and index.size and index.min() < 0:
+                # numpy would wrap -1 to the last row: a coasting track (det_index -1) would get someone else's mask
+                raise ContractError(
+                    "InstanceMasks rows must be >= 0, got -1 or below; a coasting track has det_index -1 and no mask, "
+                    "so select masks[det_index[det_index >= 0]]"
+                )
         rows = np.arange(len(self.crops))[index]
         return InstanceMasks._trusted(tuple(self.crops[r] for r in rows.tolist()), self.boxes[rows], self.frame_hw)
 
@@ -183,13 +191,18 @@ class InstanceMasks:
         iy0 = np.maximum(a[:, None, 1], b[None, :, 1])
         ix1 = np.minimum(a[:, None, 2], b[None, :, 2])
         iy1 = np.minimum(a[:, None, 3], b[None, :, 3])
-        pairs = (ix1 > ix0) & (iy1 > iy0) & (area_a[:, None] > 0) & (area_b[None, :] > 0)
+        pi, pj = np.nonzero((ix1 > ix0) & (iy1 > iy0) & (area_a[:, None] > 0) & (area_b[None, :] > 0))
         inter = np.zeros((m, n), np.int64)
-        for i, j in zip(*(v.tolist() for v in np.nonzero(pairs))):
-            x0, y0, x1, y1 = int(ix0[i, j]), int(iy0[i, j]), int(ix1[i, j]), int(iy1[i, j])
-            ca = self.crops[i][y0 - a[i, 1] : y1 - a[i, 1], x0 - a[i, 0] : x1 - a[i, 0]]
-            cb = other.crops[j][y0 - b[j, 1] : y1 - b[j, 1], x0 - b[j, 0] : x1 - b[j, 0]]
-            inter[i, j] = np.count_nonzero(ca & cb)
+        # The overlap of each pair in both crops' coordinates, as plain ints: the loop is per pair,
+        # so it avoids numpy scalar indexing (the pixel work is one AND and one count per pair).
+        x0, y0, x1, y1 = ix0[pi, pj], iy0[pi, pj], ix1[pi, pj], iy1[pi, pj]
+        ax, ay, bx, by = a[pi, 0], a[pi, 1], b[pj, 0], b[pj, 1]
+        cols = np.stack([y0 - ay, y1 - ay, x0 - ax, x1 - ax, y0 - by, y1 - by, x0 - bx, x1 - bx], axis=1).tolist()
+        ca, cb = self.crops, other.crops
+        inter[pi, pj] = [
+            np.count_nonzero(ca[i][r0:r1, c0:c1] & cb[j][s0:s1, d0:d1])
+            for i, j, (r0, r1, c0, c1, s0, s1, d0, d1) in zip(pi.tolist(), pj.tolist(), cols)
+        ]
         union = (area_a[:, None] + area_b[None, :] - inter).astype(np.float64)
         np.divide(inter, union, out=out, where=union > 0)
         return out

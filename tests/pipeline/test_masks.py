@@ -110,6 +110,8 @@ def test_rows_follow_index_arrays_bool_masks_and_slices():
     assert len(masks[np.zeros(0, np.int64)]) == 0
     with pytest.raises(TypeError, match=r"crop\(i\)"):
         masks[0]
+    with pytest.raises(ContractError, match=r"det_index\[det_index >= 0\]"):
+        masks[det_index]  # -1 would silently be the last row
 
 
 def test_concat_and_replace_keep_rows_aligned():
