@@ -237,7 +237,9 @@ def _uncompressed_counts(crops: tuple[np.ndarray, ...], boxes: np.ndarray, h: in
     row, col = np.divmod(at - offsets[inst], ws[inst])
     b = boxes.astype(np.int64)
     pos = (b[inst, 0] + col) * h + b[inst, 1] + row
-    order = np.argsort(inst * (h * w + 1) + pos, kind="stable")  # column-major within each instance
+    # Column-major within each instance. Not a stable sort (numpy's SIMD sort is several times faster):
+    # equal keys only occur as a joined end/start pair, and both of those are dropped below.
+    order = np.argsort(inst * (h * w + 1) + pos)
     pos, inst = pos[order], inst[order]
     joined = (pos[1:] == pos[:-1]) & (inst[1:] == inst[:-1])
     if joined.any():
