@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from engines.preprocess import resize_labels
 from engines.spec import OUTPUT_NAMES, ModelSpec
 from pipeline.contracts import Detections, SemanticMap
 from pipeline.errors import TridentError
@@ -205,9 +206,5 @@ def _semantic(logits, lb: Letterbox, spec: ModelSpec) -> SemanticMap:
         labels.masked_fill_(up[c] > best, c)
         best = torch.maximum(best, up[c])
     labels = labels.cpu().numpy()  # the one copy to the host: uint8, at the frame's content resolution
-    h, w = lb.orig_hw
-    if (nh, nw) != (h, w):
-        import cv2
-
-        labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
+    labels = resize_labels(labels, lb.orig_hw)  # nearest on pixel centres, the letterbox's own label resize
     return SemanticMap(labels=labels, class_names=tuple(spec.sem_class_names))

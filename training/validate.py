@@ -20,15 +20,13 @@ def letterbox_of(target: dict[str, Any], input_hw: tuple[int, int]) -> Letterbox
 
 
 def semantic_to_frame(semantic, lb: Letterbox) -> np.ndarray:
-    """Input-resolution gt labels -> frame resolution (crop the padding, nearest resize)."""
-    import cv2
+    """Input-resolution gt labels -> frame resolution (crop the padding, nearest resize as the post-process does)."""
+    from engines.preprocess import resize_labels
 
     labels = semantic.numpy() if hasattr(semantic, "numpy") else np.asarray(semantic)
     nh, nw = lb.resized_hw
     y, x = int(lb.pad_y), int(lb.pad_x)
-    crop = labels[y : y + nh, x : x + nw].astype(np.uint8)
-    h, w = lb.orig_hw
-    return crop if crop.shape == (h, w) else cv2.resize(crop, (w, h), interpolation=cv2.INTER_NEAREST)
+    return resize_labels(labels[y : y + nh, x : x + nw].astype(np.uint8), lb.orig_hw)
 
 
 def predict(
