@@ -17,9 +17,14 @@ from pipeline.sinks.base import Sink
 
 
 class VideoSink(Sink[Picture]):
-    """Fragmented MP4: every keyframe closes a fragment, so a file cut short by a crash or a
-    kill still plays up to its last fragment; a normal close writes the final index.
+    """Fragmented MP4 with one fragment per frame, flushed to the file as it is written, and
+    x264 with no lookahead or B-frames (`tune=zerolatency`): each frame is on disk as soon as
+    it is encoded, so a file cut short by a crash or `kill -9` plays up to the last frame
+    that reached the sink (what it loses is only what was still queued to it, well under a
+    second at the pipeline's queue sizes). A normal close writes the final index.
 
+    The trade: no B-frames makes the file ~10-20 % larger at the same quality, and the
+    per-frame fragment headers cost ~100 bytes a frame; encoding is faster, not slower.
     The file opens at the first frame: only then are the size and (for `fps` given as a
     callable) the source's frame rate known."""
 
@@ -36,13 +41,15 @@ class VideoSink(Sink[Picture]):
 
         fps = self.fps() if callable(self.fps) else self.fps
         codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-        self._container = av.open(str(self.path), mode="w", options={"movflags": "frag_keyframe+empty_moov+default_base_moof"})
+        self._container = av.open(
+            str(self.path), mode="w", options={"movflags": "frag_every_frame+empty_moov+default_base_moof", "flush_packets": "1"}
+        )
         self._stream = self._container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
         self._stream.pix_fmt = "yuv420p"
         self._size = (width - width % 2, height - height % 2)  # 4:2:0 needs even sizes
         self._stream.width, self._stream.height = self._size
         if codec == "libx264":
-            self._stream.options = {"crf": str(self.crf), "preset": self.preset, "g": str(max(1, int(round(fps))))}
+            self._stream.options = {"crf": str(self.crf), "preset": self.preset, "tune": "zerolatency", "g": str(max(1, int(round(fps))))}
 
     def write(self, picture: Picture) -> None:
         import av
