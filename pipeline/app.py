@@ -38,6 +38,34 @@ def _check_out_dir(path: Path) -> None:
         raise TridentError(f"cannot write to --out {path}: {exc.strerror or exc}; choose a writable directory") from None
 
 
+def _check_metrics_json(path: str) -> None:
+    """--metrics-json is written at the end: find out now, not after the whole run, that it cannot be."""
+    target = Path(path)
+    if target.is_dir():
+        raise TridentError(f"--metrics-json {target} is a directory; pass a file name such as {target / 'metrics.json'}")
+    if not target.parent.is_dir():
+        raise TridentError(f"--metrics-json {target}: the folder {target.parent} does not exist; create it or choose another path")
+    try:
+        existed = target.exists()
+        with open(target, "a", encoding="utf-8"):
+            pass
+        if not existed:
+            target.unlink()
+    except OSError as exc:
+        raise TridentError(f"--metrics-json {target} cannot be written: {exc.strerror or exc}; choose a writable path") from None
+
+
+def _check_outputs_free(cfg: RunConfig, out: Path, stream_ids: list[str]) -> None:
+    """An output file whose name is taken by a directory would fail mid-run; refuse it before anything starts."""
+    o = cfg.output
+    suffixes = [s for s, on in ((".mp4", o.video), (".mot.txt", o.mot and cfg.tracking), (".jsonl", o.jsonl)) if on]
+    for sid in stream_ids:
+        for suffix in suffixes:
+            path = out / f"{sid}{suffix}"
+            if path.is_dir():
+                raise TridentError(f"output {path} is an existing directory; remove it or choose another --out")
+
+
 def _sink_factory(cfg: RunConfig, out: Path, class_names: tuple[str, ...], sem_names: tuple[str, ...], outputs: dict[str, list[str]]):
     from pipeline.draw import Annotator
     from pipeline.sinks import AnnotationStage, ImageSink, JsonlSink, MotSink, VideoSink, WindowSink
@@ -95,6 +123,8 @@ def run(cfg: RunConfig, engine: Any = None, progress: bool | None = None) -> Run
         engine = load_engine(cfg.engine.model, device=cfg.engine.device, **options)
     out = Path(cfg.output.dir)
     _check_out_dir(out)
+    if cfg.metrics_json:
+        _check_metrics_json(cfg.metrics_json)
     metrics = Metrics()
     outputs: dict[str, list[str]] = {}
     spec = engine.spec
@@ -108,7 +138,17 @@ def run(cfg: RunConfig, engine: Any = None, progress: bool | None = None) -> Run
         metrics=metrics,
         preprocess_device="cpu" if cfg.preprocess_device == "cpu" else cfg.preprocess_device,
     )
-    prom = PrometheusServer(metrics, cfg.prometheus_port) if cfg.prometheus_port else None
+    _check_outputs_free(cfg, out, list(pipe.sources))
+    prom = None
+    if cfg.prometheus_port:
+        try:
+            prom = PrometheusServer(metrics, cfg.prometheus_port)
+        except OSError as exc:
+            engine.close()  # nothing else has started yet: sources and sinks start when the pipeline is iterated
+            raise TridentError(
+                f"--prometheus-port {cfg.prometheus_port} cannot be served on 127.0.0.1 ({exc.strerror or exc}); "
+                "another process holds it - pick another port, or 0 to turn it off"
+            ) from None
     interrupted = threading.Event()
     previous = {}
 
@@ -140,6 +180,5 @@ def run(cfg: RunConfig, engine: Any = None, progress: bool | None = None) -> Run
     summary = metrics.summary()
     if cfg.metrics_json:
         metrics.write_json(cfg.metrics_json)
-    if show_bar:
-        print(metrics.format_table())
+    print(metrics.format_table())  # the latency table is the run's result, with or without a progress bar
     return RunSummary(frames, out, outputs, dict(pipe.errors), summary, interrupted.is_set())

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from pipeline.errors import TridentError
 
+EXIT_SOURCE_FAILED = 1  # a source (or an output) failed; what it delivered before is in the outputs
+EXIT_INTERRUPTED = 130  # stopped by SIGINT/SIGTERM; outputs were flushed and closed (2 is bad input, see pipeline.cli)
 BUNDLED_WEIGHTS = "trident_n_synth.pt"  # the checkpoint: training starts from it, tests re-score it
 BUNDLED_ONNX = "trident_n_synth.onnx"  # its FP32 export
 BUNDLED_INT8_ONNX = "trident_n_synth.int8.onnx"  # its INT8 (QDQ) export, calibrated on rendered scenes
@@ -91,7 +93,9 @@ def _report(summary) -> int:
         print(f"error: {where}: {error}")
     if summary.interrupted:
         print("interrupted: outputs were flushed and closed")
-    return 1 if summary.errors else 0
+    if summary.errors:
+        return EXIT_SOURCE_FAILED
+    return EXIT_INTERRUPTED if summary.interrupted else 0
 
 
 def _run(args: argparse.Namespace) -> int:

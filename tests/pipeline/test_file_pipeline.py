@@ -121,6 +121,7 @@ def test_sigterm_mid_run_leaves_playable_and_parsable_outputs(tmp_path, tiny_onn
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
     assert "interrupted: outputs were flushed and closed" in stdout, stderr
+    assert proc.returncode == 130  # interrupted, distinct from a finished run (0) and a failed source (1)
     records = _jsonl(jsonl)
     assert 20 <= len(records) < 400
     assert [r["frame"] for r in records] == list(range(len(records)))
