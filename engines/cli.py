@@ -10,14 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pipeline.config_files import positive_int
 from pipeline.errors import TridentError
-
-
-def _pos_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def register_build_engine(subparsers: argparse._SubParsersAction) -> None:
@@ -26,8 +20,8 @@ def register_build_engine(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output .engine/.plan (a .json sidecar is written next to it)")
     p.add_argument("--precision", default="fp16", choices=("fp32", "fp16", "int8"))
     p.add_argument("--calib-data", default=None, help="folder of images for INT8 calibration")
-    p.add_argument("--calib-images", type=_pos_int, default=256)
-    p.add_argument("--batch-range", type=_pos_int, nargs=3, metavar=("MIN", "OPT", "MAX"), default=(1, 4, 8))
+    p.add_argument("--calib-images", type=positive_int, default=256)
+    p.add_argument("--batch-range", type=positive_int, nargs=3, metavar=("MIN", "OPT", "MAX"), default=(1, 4, 8))
     p.add_argument("--workspace-gb", type=float, default=2.0)
     p.add_argument("--cache-dir", default=None, help="engine/timing/calibration cache folder")
     p.add_argument("--dla-core", type=int, default=None, help="Jetson: build for this DLA core (GPU fallback on)")

@@ -47,8 +47,7 @@ def _check_metrics_json(path: str) -> None:
         raise TridentError(f"--metrics-json {target}: the folder {target.parent} does not exist; create it or choose another path")
     try:
         existed = target.exists()
-        with open(target, "a", encoding="utf-8"):
-            pass
+        open(target, "a", encoding="utf-8").close()
         if not existed:
             target.unlink()
     except OSError as exc:

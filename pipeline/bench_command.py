@@ -13,16 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.config_files import positive_int
 from pipeline.errors import TridentError
 
 MAX_DECODED = 300  # frames read from the start of the video; the sample is spread over them
-
-
-def _pos_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def video_frames(video: str | Path, count: int, frame_hw: tuple[int, int] | None = None) -> list[np.ndarray]:
@@ -58,11 +52,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--engine", default="auto", help="runtime the file must be for (onnx, engine, plan, pt); auto picks by suffix")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--video", default=None, help="frames from this video (default: the bundled demo clip)")
-    p.add_argument("--frames", type=_pos_int, default=32, help="distinct frames sampled from the video")
-    p.add_argument("--frame-size", type=_pos_int, nargs=2, metavar=("H", "W"), default=None, help="resize the frames to this size (default: the video's)")
+    p.add_argument("--frames", type=positive_int, default=32, help="distinct frames sampled from the video")
+    p.add_argument("--frame-size", type=positive_int, nargs=2, metavar=("H", "W"), default=None, help="resize the frames to this size (default: the video's)")
     p.add_argument("--score-threshold", type=float, default=None, help="post-process score floor (default: the post-process default)")
-    p.add_argument("--batch", type=_pos_int, default=1)
-    p.add_argument("--iters", type=_pos_int, default=50)
+    p.add_argument("--batch", type=positive_int, default=1)
+    p.add_argument("--iters", type=positive_int, default=50)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = all usable cores)")
     p.add_argument("--compile", action="store_true", help="torch engine: torch.compile")

@@ -13,7 +13,7 @@ from typing import Any
 
 from pipeline.errors import TridentError
 
-__all__ = ["config_from_dict", "load_config_file", "apply_override"]
+__all__ = ["config_from_dict", "load_config_file", "apply_override", "positive_int"]
 
 
 def _describe(value: Any) -> str:
@@ -146,3 +146,16 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
         node[parts[-1]] = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         raise TridentError(f"override {assignment!r}: the value does not parse as YAML ({_parse_error(exc)}); quote it or fix the brackets") from None
+
+
+def positive_int(text: str) -> int:
+    """argparse `type=` for counts and sizes: an int >= 1, else argparse's one-line usage error."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value

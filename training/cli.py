@@ -8,6 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
+from pipeline.config_files import positive_int
 from pipeline.errors import TridentError
 
 
@@ -40,24 +41,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pos_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def register_export(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("export", help="export a checkpoint to ONNX (dynamic batch, model spec inside)")
     p.add_argument("--weights", required=True, help="checkpoint (.pt) from `trident train`")
     p.add_argument("--out", required=True, help="output .onnx file")
-    p.add_argument("--imgsz", type=_pos_int, nargs=2, metavar=("H", "W"), default=None, help="input size (default: the training size)")
-    p.add_argument("--batch-range", type=_pos_int, nargs=2, metavar=("MIN", "MAX"), default=(1, 8))
+    p.add_argument("--imgsz", type=positive_int, nargs=2, metavar=("H", "W"), default=None, help="input size (default: the training size)")
+    p.add_argument("--batch-range", type=positive_int, nargs=2, metavar=("MIN", "MAX"), default=(1, 8))
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--fp16", action="store_true", help="FP16 weights (FP32/uint8 I/O)")
     p.add_argument("--int8", action="store_true", help="INT8 (QDQ) for ONNX Runtime on the CPU, calibrated on --calib-data")
     p.add_argument("--calib-data", default=None, help="folder of images for --int8 (default: rendered synthetic scenes)")
-    p.add_argument("--calib-images", type=_pos_int, default=64)
+    p.add_argument("--calib-images", type=positive_int, default=64)
     p.set_defaults(handler=_export)
 
 
@@ -90,7 +84,7 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", required=True, help=".pt checkpoint, or an .onnx/.engine file")
     p.add_argument("--data", required=True, help="`trident synth` folder (dataset.yaml)")
     p.add_argument("--split", default="val")
-    p.add_argument("--batch", type=_pos_int, default=4)
+    p.add_argument("--batch", type=positive_int, default=4)
     p.add_argument("--score-threshold", type=float, default=0.5, help="for precision/recall/F1 (mAP uses all scores)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", default=None, help="write all numbers here")
