@@ -42,8 +42,9 @@ def _loader_for(model: str | Path) -> Callable[..., Engine]:
             "install Trident with pip (pip install -e . in a source tree) so its metadata exists"
         )
     if key not in runtimes:
-        known = ", ".join(f".{k}" if k not in ("triton",) else f"{k}://" for k in sorted(runtimes))
-        raise TridentError(f"don't know how to run '{Path(str(model)).name}': expected a file ending in {known}")
+        known = ", ".join(f".{k}" for k in sorted(runtimes))
+        what = f"a {key}:// model" if "://" in str(model) else f"'{Path(str(model)).name}'"
+        raise TridentError(f"don't know how to run {what}: expected a file ending in {known}, or a URI of a registered runtime")
     try:
         return runtimes[key].load()
     except ImportError as exc:
