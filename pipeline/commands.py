@@ -85,12 +85,14 @@ def _config_from_args(args: argparse.Namespace, base: dict, default_out: str):
 
 
 def _report(summary) -> int:
+    from pipeline.sources.uri import redact
+
     print(f"processed {summary.frames} frames; outputs in {summary.out}")
     for sid, files in summary.outputs.items():
         for f in files:
             print(f"  {sid}: {f}")
     for where, error in summary.errors.items():
-        print(f"error: {where}: {error}")
+        print(f"error: {where}: {redact(error)}")  # already logged once on stderr; this is the summary
     if summary.interrupted:
         print("interrupted: outputs were flushed and closed")
     if summary.errors:

@@ -13,6 +13,7 @@ from engines.postprocess import PostprocessConfig
 from pipeline.batcher import BatchConfig
 from pipeline.draw import DrawConfig
 from pipeline.sources.base import SourceConfig
+from pipeline.sources.uri import redact
 from pipeline.config_files import apply_override, config_from_dict, load_config_file
 from pipeline.errors import TridentError
 from trackers.config import TrackerConfig
@@ -74,9 +75,11 @@ class RunConfig:
 def source_list(sources: Any) -> list:
     """The `sources` value as a list; a bare string or number is an error, never one source per character."""
     if not isinstance(sources, (list, tuple)):
-        hint = f"; write it as a list: sources: [{sources}]" if isinstance(sources, (str, int)) and not isinstance(sources, bool) else ""
-        raise TridentError(f"config key 'sources' must be a list of sources, got {type(sources).__name__} {str(sources)[:120]!r}{hint}")
+        shown = redact(str(sources))  # before the cut, which could split a password
+        hint = f"; write it as a list: sources: [{shown}]" if isinstance(sources, (str, int)) and not isinstance(sources, bool) else ""
+        raise TridentError(f"config key 'sources' must be a list of sources, got {type(sources).__name__} {shown[:120]!r}{hint}")
     return list(sources)
+
 
 
 def build_run_config(data: dict[str, Any]) -> RunConfig:

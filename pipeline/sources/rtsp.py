@@ -18,9 +18,9 @@ import logging
 import threading
 import time
 
-from pipeline.sources.base import FatalError, Reconnector, Source, SourceState, short_error
+from pipeline.sources.base import FatalError, Reconnector, Source, SourceState
 from pipeline.sources.decode import timed_frames
-from pipeline.sources.uri import redact
+from pipeline.sources.uri import ffmpeg_url, redact
 
 log = logging.getLogger("trident.source")
 
@@ -70,24 +70,37 @@ class RtspSource(Source):
         options = {"rtsp_transport": self.cfg.rtsp_transport} if self.cfg.uri.lower().startswith("rtsp") else {}
         # FFmpeg's read timeout trails the watchdog by a little, so a stall is flagged before the read is cut
         read_timeout = self.cfg.read_timeout_s + STALL_GRACE_S
-        return av.open(self.cfg.uri, mode="r", options=options, timeout=(self.cfg.open_timeout_s, read_timeout))
+        # credentials percent-encoded: a '/', '#' or '?' in a password would otherwise end FFmpeg's host part
+        return av.open(ffmpeg_url(self.cfg.uri), mode="r", options=options, timeout=(self.cfg.open_timeout_s, read_timeout))
+
+    def _reason(self, exc: BaseException) -> str:
+        """FFmpeg's own words ("Connection refused"), without PyAV's errno and quoted URL (the message
+        names the camera already); redacted before it is cut to one line, since a cut first could split
+        a userinfo and leave its tail unredacted."""
+        text = redact(str(getattr(exc, "strerror", None) or exc).strip(), self.cfg.uri).splitlines()
+        return (text[0] if text else type(exc).__name__)[:200]
 
     def _produce(self) -> None:
         import av
 
         started = time.monotonic()
         retry = Reconnector(self)
-        safe_uri = redact(self.cfg.uri)
+        safe_uri = redact(self.cfg.uri, self.cfg.uri)
         fatal = (
-            f"camera {safe_uri} unreachable after {{attempts}} attempt(s) ({{reason}}); "
+            f"camera {_literal(safe_uri)} unreachable after {{attempts}} attempt(s) ({{reason}}); "
             "check the address, port, credentials and network, or raise max_reconnects"
         )
         while not self.stop_event.is_set():
             retry.attempt()
             try:
                 container = self._open()
-            except (av.error.FFmpegError, OSError) as exc:
-                reason = redact(short_error(exc))
+            except (av.error.HTTPUnauthorizedError, av.error.HTTPForbiddenError) as exc:
+                # retrying a refused password cannot help, and many cameras lock an account that keeps trying
+                raise FatalError(
+                    f"camera {safe_uri} refused the credentials ({self._reason(exc)}); check the user name and password in the URL"
+                ) from None
+            except (av.error.FFmpegError, OSError, ValueError, UnicodeError) as exc:
+                reason = self._reason(exc)
             else:
                 with container:
                     if not container.streams.video:
@@ -106,10 +119,14 @@ class RtspSource(Source):
                                 return
                         reason = "the stream ended"
                     except (av.error.FFmpegError, OSError) as exc:
-                        reason = redact(short_error(exc))
+                        reason = self._reason(exc)
                         self._flag_stall()
             if self.stop_event.is_set():
                 return
             if not retry.lost(reason, self._last_frame if self.stats.frames else None, fatal):
                 return
 
+
+def _literal(text: str) -> str:
+    """`text` safe inside a str.format template (an address may hold braces)."""
+    return text.replace("{", "{{").replace("}", "}}")

@@ -27,9 +27,10 @@ def free_port() -> int:
 
 
 class RtspServer:
-    def __init__(self, port: int | None = None, fps: int = 15, clip: Path | None = None):
+    def __init__(self, port: int | None = None, fps: int = 15, clip: Path | None = None, user: str | None = None, password: str | None = None):
         self.port = port or free_port()
         self.fps, self.clip = fps, clip
+        self.user, self.password = user, password  # set: the server answers only this user (basic auth)
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -40,6 +41,8 @@ class RtspServer:
         cmd = [SYSTEM_PYTHON, str(SERVER), "--port", str(self.port), "--fps", str(self.fps)]
         if self.clip:
             cmd += ["--clip", str(self.clip)]
+        if self.user is not None:
+            cmd += ["--user", self.user, "--password", self.password or ""]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + timeout
         line = self.proc.stdout.readline()

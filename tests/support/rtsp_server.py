@@ -1,8 +1,9 @@
 """A real RTSP server for tests: GStreamer's gst-rtsp-server, run with the system Python (gi).
 
-    /usr/bin/python3 tests/support/rtsp_server.py --port 8554 [--clip video.mp4] [--fps 15]
+    /usr/bin/python3 tests/support/rtsp_server.py --port 8554 [--clip video.mp4] [--fps 15] [--user U --password P]
 
-Serves rtsp://127.0.0.1:PORT/stream on loopback only. Without --clip it encodes
+Serves rtsp://127.0.0.1:PORT/stream on loopback only (with --user/--password, only
+to that user: HTTP basic authentication, anyone else gets 401). Without --clip it encodes
 a live generated test pattern (a moving ball) with x264; with --clip it loops
 the given H.264 MP4. Prints "READY" once listening; stops on SIGTERM/SIGINT.
 """
@@ -46,6 +47,16 @@ def main() -> int:
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(launch)
     factory.set_shared(True)
+    if args.user is not None:
+        auth = GstRtspServer.RTSPAuth()
+        token = GstRtspServer.RTSPToken()
+        token.set_string("media.factory.role", "viewer")
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password or ""), token)
+        server.set_auth(auth)
+        permissions = GstRtspServer.RTSPPermissions()
+        permissions.add_permission_for_role("viewer", "media.factory.access", True)
+        permissions.add_permission_for_role("viewer", "media.factory.construct", True)
+        factory.set_permissions(permissions)
     server.get_mount_points().add_factory("/stream", factory)
     if server.attach(None) == 0:
         print("FAILED to bind", flush=True)
