@@ -47,10 +47,10 @@ def register_run(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _config_from_args(args: argparse.Namespace, base: dict, default_out: str):
-    from pipeline.config import apply_override, build_run_config, source_list
+    from pipeline.config import apply_override, build_run_config, expand_patterns, source_list
 
     data = dict(base)
-    sources = source_list(data.get("sources", [])) + [{"uri": s} for s in getattr(args, "source", [])]
+    sources = expand_patterns(source_list(data.get("sources", [])) + [{"uri": s} for s in getattr(args, "source", [])])
     if args.max_frames is not None:
         if args.max_frames < 1:
             raise TridentError(f"--max-frames must be >= 1, got {args.max_frames}")

@@ -6,14 +6,17 @@ a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import glob
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from engines.postprocess import PostprocessConfig
 from pipeline.batcher import BatchConfig
 from pipeline.draw import DrawConfig
 from pipeline.sources.base import SourceConfig
-from pipeline.sources.uri import redact
+from pipeline.sources.uri import classify, redact
 from pipeline.config_files import apply_override, config_from_dict, load_config_file
 from pipeline.errors import TridentError
 from trackers.config import TrackerConfig
@@ -80,6 +83,34 @@ def source_list(sources: Any) -> list:
         raise TridentError(f"config key 'sources' must be a list of sources, got {type(sources).__name__} {shown[:120]!r}{hint}")
     return list(sources)
 
+
+_GLOB = re.compile(r"[*?\[]")
+
+
+def expand_patterns(sources: list) -> list:
+    """File sources written as patterns (`clips/*.mp4`, `cam[12].mp4`) become one source per file
+    they match, sorted; an entry `{uri: pattern, ...}` gives each its other settings.
+
+    A pattern that matches no file is an error naming it (it would otherwise become
+    an output named `*.jsonl`); a file whose real name holds `*`, `?` or `[` is
+    taken as it is. Network addresses are never patterns (`?` starts their query)."""
+    expanded: list = []
+    for entry in sources:
+        uri = entry.get("uri") if isinstance(entry, dict) else entry
+        if not isinstance(uri, str) or not _GLOB.search(uri) or Path(uri).exists() or classify(uri) != "file":
+            expanded.append(entry)
+            continue
+        matches = sorted(p for p in glob.glob(uri, recursive=True) if Path(p).is_file())
+        if not matches:
+            where = "" if Path(uri).is_absolute() else f" (relative to {Path.cwd()})"
+            raise TridentError(f"source pattern {uri!r} matches no file; check the folder and the pattern{where}")
+        if isinstance(entry, dict) and entry.get("stream_id") and len(matches) > 1:
+            raise TridentError(
+                f"source pattern {uri!r} matches {len(matches)} files but has one stream_id {entry['stream_id']!r}; "
+                "drop stream_id (each stream is named after its file) or list the files one by one"
+            )
+        expanded += [dict(entry, uri=m) if isinstance(entry, dict) else m for m in matches]
+    return expanded
 
 
 def build_run_config(data: dict[str, Any]) -> RunConfig:

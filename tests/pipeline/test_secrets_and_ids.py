@@ -1,5 +1,5 @@
 """Nothing leaks, nothing escapes: camera passwords (whatever characters they hold) appear in no log,
-error, metric or output file; stream ids stay safe file names inside --out.
+error, metric or output file; stream ids stay safe file names inside --out; a glob source is expanded.
 
 The leak tests run `trident run` in a subprocess, so what is checked is what a user sees: the real
 stderr (FFmpeg's own lines included), stdout, metrics.json and every file written under --out.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ import time
 import pytest
 
 from pipeline.cli import main
+from pipeline.config import expand_patterns
 from pipeline.errors import TridentError
 from pipeline.metrics import Metrics
 from pipeline.runtime import Pipeline, _unique_ids
@@ -157,6 +159,50 @@ def test_an_unusable_stream_id_stops_the_cli_with_one_line(clips, tiny_onnx, tmp
     assert rc == 2 and len(err.strip().splitlines()) == 1
     assert "trident run: error: sources[0].stream_id '..' has no character usable in a file name; use letters, digits" in err
     assert not list(tmp_path.glob("out/*"))
+
+
+# --- globs ---------------------------------------------------------------------------------------
+
+
+def test_a_glob_becomes_one_source_per_matching_file_sorted(clips, tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for name in ("b.mp4", "a.mp4", "c.avi"):
+        shutil.copy(clips[1], folder / name)
+    (folder / "d.mp4").mkdir()  # a folder is not a video
+    literal = tmp_path / "odd[1].mp4"  # a real file whose name looks like a pattern
+    shutil.copy(clips[1], literal)
+    got = expand_patterns([str(folder / "*.mp4"), {"uri": str(folder / "[ab].*"), "max_frames": 3}, str(literal), "rtsp://h/x?a=1"])
+    assert got == [
+        str(folder / "a.mp4"),
+        str(folder / "b.mp4"),
+        {"uri": str(folder / "a.mp4"), "max_frames": 3},
+        {"uri": str(folder / "b.mp4"), "max_frames": 3},
+        str(literal),
+        "rtsp://h/x?a=1",  # '?' begins a query here, not a pattern
+    ]
+
+
+def test_a_glob_with_one_stream_id_for_many_files_is_refused(clips, tmp_path):
+    for name in ("a.mp4", "b.mp4"):
+        shutil.copy(clips[1], tmp_path / name)
+    with pytest.raises(TridentError, match="matches 2 files but has one stream_id 'cam'; drop stream_id"):
+        expand_patterns([{"uri": str(tmp_path / "*.mp4"), "stream_id": "cam"}])
+
+
+def test_cli_glob_runs_every_file_and_an_empty_pattern_is_named(clips, tiny_onnx, tmp_path, capsys):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for name in ("b.mp4", "a.mp4"):
+        shutil.copy(clips[1], folder / name)
+    out = tmp_path / "out"
+    args = ["--model", str(tiny_onnx), "--out", str(out), "--max-frames", "2", "--no-video", "--no-progress"]
+    assert main(["run", "--source", str(folder / "*.mp4"), *args]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.jsonl", "a.mot.txt", "b.jsonl", "b.mot.txt"]
+    capsys.readouterr()
+    assert main(["run", "--source", str(folder / "*.mkv"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err == f"trident run: error: source pattern '{folder / '*.mkv'}' matches no file; check the folder and the pattern\n"
 
 
 # --- what a run against a camera with such a password prints and writes --------------------------
