@@ -91,8 +91,12 @@ def _report(summary) -> int:
     for sid, files in summary.outputs.items():
         for f in files:
             print(f"  {sid}: {f}")
+    # each error was logged once on stderr when it happened, and a stream's own error is in the
+    # latency table `run` printed; only what the table cannot show (an output that failed) is repeated
+    in_table = {sid: stream.get("error") for sid, stream in summary.metrics.get("streams", {}).items()}
     for where, error in summary.errors.items():
-        print(f"error: {where}: {redact(error)}")  # already logged once on stderr; this is the summary
+        if in_table.get(where) != error:
+            print(f"error: {where}: {redact(error)}")
     if summary.interrupted:
         print("interrupted: outputs were flushed and closed")
     if summary.errors:

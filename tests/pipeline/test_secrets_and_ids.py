@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -228,8 +229,9 @@ def test_an_unreachable_camera_with_any_password_leaks_it_nowhere_and_reports_on
     everything = proc.stdout + proc.stderr + metrics_json.read_text() + "".join(written.values())
     assert _leaks(everything) == []
     message = f"camera rtsp://admin:***@127.0.0.1:{port}/stream unreachable after 2 attempt(s)"
-    assert proc.stderr.count(message) == 1  # the source's line; the runtime no longer repeats it
-    assert f"error: 127-0-0-1-{port}_stream: {message}" in proc.stdout  # and the summary keeps it
+    # once on stderr (the source's line, when it happened), once in the stream table of the summary
+    assert proc.stderr.count(message) == 1 and proc.stdout.count(message) == 1
+    assert re.search(rf"^127-0-0-1-{port}_stream +0 .* closed - {re.escape(message)}", proc.stdout, re.M)
     stream = json.loads(metrics_json.read_text())["streams"][f"127-0-0-1-{port}_stream"]
     assert stream["error"].startswith(message) and stream["state"] == "closed"
 
@@ -281,3 +283,14 @@ def test_a_wrong_password_is_one_redacted_message_and_no_retry_loop(tiny_onnx, t
     assert proc.stderr.count(message) == 1 and "check the user name and password in the URL" in proc.stderr
     assert "reconnecting" not in proc.stderr and took < 60  # no retries against a camera that said no
     assert _leaks(proc.stdout + proc.stderr) == []
+
+
+def test_the_summary_repeats_only_errors_the_stream_table_cannot_show(tmp_path, capsys):
+    from pipeline.app import RunSummary
+    from pipeline.commands import _report
+
+    errors = {"cam": "camera rtsp://u:***@h/x unreachable", "cam:jsonl": "OSError: disk full"}
+    summary = RunSummary(3, tmp_path, {"cam": []}, errors, {"streams": {"cam": {"error": errors["cam"]}}})
+    assert _report(summary) != 0
+    out = capsys.readouterr().out
+    assert "error: cam:jsonl: OSError: disk full" in out and "unreachable" not in out  # the table above carries that one
