@@ -1,4 +1,4 @@
-"""Trident multi-object trackers: Kalman filter, SORT, ByteTrack, MOT I/O and metrics.
+"""Trident multi-object trackers: Kalman filter, SORT, ByteTrack, OC-SORT, MOT I/O and metrics.
 
     from trackers import TrackerConfig, make_tracker
     tracker = make_tracker(TrackerConfig(algorithm="bytetrack"))
@@ -21,6 +21,7 @@ _EXPORTS = {
     "make_tracker": "trackers.factory",
     "ByteTracker": "trackers.byte_tracker",
     "SortTracker": "trackers.sort",
+    "OcSortTracker": "trackers.ocsort",
     "Tracker": "trackers.base",
     "TrackState": "trackers.track",
     "BoxKalmanFilter": "trackers.kalman",

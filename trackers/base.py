@@ -19,8 +19,9 @@ from pipeline.contracts import Detections, Tracks
 
 from pipeline.errors import TridentError
 from trackers.config import TrackerConfig
+from trackers.kalman import check_camera_motion
 from trackers.matching import box_iou, gate_classes, mask_iou
-from trackers.track import RemovedTrack, TrackTable
+from trackers.track import RemovedTrack, TrackState, TrackTable
 
 __all__ = ["Tracker", "BaseTracker"]
 
@@ -31,7 +32,7 @@ class Tracker(Protocol):
 
     config: TrackerConfig
 
-    def update(self, detections: Detections, frame_time: float) -> Tracks: ...
+    def update(self, detections: Detections, frame_time: float, camera_motion: np.ndarray | None = None) -> Tracks: ...
 
     def reset(self) -> None: ...
 
@@ -39,11 +40,14 @@ class Tracker(Protocol):
 class BaseTracker(abc.ABC):
     """Shared machinery; see the module docstring."""
 
+    # The row store; an algorithm that remembers more per track subclasses it.
+    table_class: type[TrackTable] = TrackTable
+
     def __init__(self, config: TrackerConfig) -> None:
         if not isinstance(config, TrackerConfig):
             raise TridentError(f"a tracker needs a TrackerConfig, got {type(config).__name__}")
         self.config = config
-        self.table = TrackTable(config)
+        self.table = self.table_class(config)
         self._last_time: float | None = None
         self._frames = 0
 
@@ -57,15 +61,30 @@ class BaseTracker(abc.ABC):
         """Frames seen since construction or the last reset()."""
         return self._frames
 
-    def reset(self) -> None:
-        """Forget all tracks and time; IDs start again at 1 (a new stream)."""
-        self.table.clear()
+    def reset(self, keep_ids: bool = False) -> None:
+        """Forget all tracks and time; IDs start again at 1 (a new stream).
+
+        With `keep_ids` (the same stream after its clock restarted) every live
+        track ends instead, into the removed history, and the ID counter goes
+        on: tracks after the restart get new IDs, so no ID in that stream's
+        output names two objects.
+        """
+        if keep_ids:
+            self.table.state[:] = TrackState.REMOVED
+            self.table.prune(self._last_time if self._last_time is not None else 0.0)
+        else:
+            self.table.clear()
         self._last_time = None
         self._frames = 0
 
-    def update(self, detections: Detections, frame_time: float) -> Tracks:
+    def update(self, detections: Detections, frame_time: float, camera_motion: np.ndarray | None = None) -> Tracks:
         """Track one frame. `frame_time` is in seconds and must increase; a
         larger step than 1/fps (dropped frames, a reconnect) is predicted over.
+
+        `camera_motion` (optional) is how the camera moved since the previous
+        call: a 2x3 affine or 3x3 homography taking the previous frame's
+        pixels to this frame's (pipeline/camera_motion.py estimates it). The
+        tracks are carried through it before association.
 
         Detections narrower or shorter than `config.min_box_side`, or with
         NaN/inf values, are ignored: never matched, never the start of a
@@ -77,8 +96,11 @@ class BaseTracker(abc.ABC):
                 "wrap boxes/scores/class_ids in Detections(...)"
             )
         now = _check_time(frame_time, self._last_time)
+        H = None if camera_motion is None else check_camera_motion(camera_motion)
         steps = 1.0 if self._last_time is None else self.config.frames_between(now - self._last_time)
         first = self._frames == 0
+        if H is not None:
+            self.table.warp(H)
         self.table.predict(steps, detections)
         boxes = detections.boxes
         side = self.config.min_box_side
@@ -101,14 +123,16 @@ class BaseTracker(abc.ABC):
         """Match this frame's usable detections to the (already predicted)
         tracks, mark the rest missed and spawn new tracks."""
 
-    def similarity(self, rows: np.ndarray, det_rows: np.ndarray, dets: Detections, fuse_score: bool = False) -> np.ndarray:
+    def similarity(self, rows: np.ndarray, det_rows: np.ndarray, dets: Detections, fuse_score: bool = False,
+                   track_boxes: np.ndarray | None = None) -> np.ndarray:
         """[len(rows), len(det_rows)] similarity of predicted tracks to detections.
 
-        Box IoU of the predicted boxes, blended with mask IoU against each
-        track's last mask when configured, zeroed across classes when
-        association is class-aware, times the detection score when fused.
+        Box IoU of the predicted boxes (or of `track_boxes`, one per row),
+        blended with mask IoU against each track's last mask when configured,
+        zeroed across classes when association is class-aware, times the
+        detection score when fused.
         """
-        sim = box_iou(self.table.boxes(rows), dets.boxes[det_rows])
+        sim = box_iou(self.table.boxes(rows) if track_boxes is None else track_boxes, dets.boxes[det_rows])
         w = self.config.mask_iou_weight
         if w > 0 and dets.masks is not None and self.table.masks is not None and sim.size:
             track_masks = self.table.masks[rows]

@@ -1,4 +1,4 @@
-"""`TrackerConfig`: every threshold of SORT and ByteTrack in one frozen dataclass.
+"""`TrackerConfig`: every threshold of SORT, ByteTrack and OC-SORT in one frozen dataclass.
 
 Each field's comment says what moving it trades, so tuning is a decision and
 not a guess. Times are in seconds (the tracker runs on real `frame_time`), and
@@ -14,18 +14,23 @@ from typing import Any, Mapping
 
 from pipeline.errors import TridentError
 
-__all__ = ["TrackerConfig", "ALGORITHMS"]
+__all__ = ["TrackerConfig", "ALGORITHMS", "CMC_METHODS"]
 
-ALGORITHMS = ("bytetrack", "sort")
+ALGORITHMS = ("bytetrack", "ocsort", "sort")
+# Camera-motion estimators of pipeline/camera_motion.py (the tracker only takes the transform).
+CMC_METHODS = ("none", "sparse", "ecc")
 
 
 @dataclass(frozen=True)
 class TrackerConfig:
     """Settings of one tracker instance; build it with `make_tracker(config)`."""
 
-    # "bytetrack" (two-stage: high then low scores) or "sort" (one stage, high
-    # scores only). ByteTrack recovers occluded objects whose score drops;
-    # SORT is simpler and never lets a weak detection steer a track.
+    # "bytetrack" (two-stage: high then low scores), "ocsort" (ByteTrack's
+    # stages plus observation-centric re-update, momentum and recovery) or
+    # "sort" (one stage, high scores only). ByteTrack recovers occluded
+    # objects whose score drops; OC-SORT also keeps identities through longer
+    # occlusions and non-linear motion at some extra cost per frame; SORT is
+    # simpler and never lets a weak detection steer a track.
     algorithm: str = "bytetrack"
 
     # Nominal frame rate. A gap of g seconds is g*fps filter steps, so dropped
@@ -40,7 +45,7 @@ class TrackerConfig:
     # occluded objects lower; see benchmarks/eval_trackers_synth.py.
     high_score: float = 0.4
 
-    # ByteTrack only: detections in [low_score, high_score) may extend an
+    # ByteTrack and OC-SORT: detections in [low_score, high_score) may extend an
     # existing track in the second stage but never start one. Lower: more
     # occluded objects kept, more risk of following clutter.
     low_score: float = 0.1
@@ -55,7 +60,7 @@ class TrackerConfig:
     # avoids swapping identities between neighbours.
     match_iou: float = 0.2
 
-    # ByteTrack second stage: minimum IoU for a low-score detection to extend
+    # ByteTrack/OC-SORT second stage: minimum IoU for a low-score detection to extend
     # a track. Kept stricter than match_iou because low scores are less
     # trustworthy.
     low_match_iou: float = 0.5
@@ -134,15 +139,59 @@ class TrackerConfig:
     # faster, at the cost of wild first predictions.
     kf_init_velocity_std: float = 10.0 / 160.0
 
+    # OC-SORT: weight of the motion-direction term in the first association
+    # (observation-centric momentum): a detection in the direction the track
+    # has been moving gains up to weight/2 * score over its IoU, one against
+    # it loses as much. Higher: fewer swaps between crossing objects, but a
+    # track that turns sharply may lose its object to one going straight. 0
+    # turns momentum off.
+    momentum_weight: float = 0.2
+
+    # OC-SORT: the track's direction is measured between its last observation
+    # and the one this many observations earlier. Longer: steadier direction
+    # under box jitter, slower to notice a turn.
+    momentum_frames: int = 3
+
+    # OC-SORT observation-centric recovery: tracks still unmatched after the
+    # first stages get a second chance against leftover confident detections,
+    # by IoU with the track's last *observed* box instead of its prediction
+    # (which drifts while an object is hidden). Lower: more stopped or
+    # reversed objects re-found, more risk of taking a neighbour's detection.
+    recovery_iou: float = 0.3
+
+    # OC-SORT: run the recovery stage at all. Off: a lost track can only be
+    # re-found where its prediction says, as in ByteTrack.
+    observation_recovery: bool = True
+
+    # OC-SORT observation-centric re-update: when a lost track is re-found,
+    # its filter is rewound to the last observation and re-run over a
+    # straight virtual path to the new one, so the velocity learnt during
+    # the occlusion is the object's real average motion instead of the
+    # drifted prediction's error. Off: one ordinary update (cheaper; the
+    # filter may overshoot right after an occlusion).
+    observation_reupdate: bool = True
+
+    # Camera-motion compensation, estimated from the frames by the pipeline
+    # (pipeline/camera_motion.py) and passed to update(): "none", "sparse"
+    # (sparse optical flow + RANSAC affine on a downscaled grey image, ~1-3
+    # ms a frame) or "ecc" (dense ECC alignment, slower, for scenes without
+    # corners). Keeps tracks on their objects when the camera pans, zooms or
+    # shakes; on a fixed camera it only costs time. The tracker itself never
+    # looks at images: update(dets, t, camera_motion=M) takes the transform.
+    cmc: str = "none"
+
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
             raise TridentError(f"tracker algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}")
+        if self.cmc not in CMC_METHODS:
+            raise TridentError(f"tracker config cmc must be one of {', '.join(CMC_METHODS)}, got {self.cmc!r}")
         positive = ("fps", "kf_position_std", "kf_velocity_std", "kf_measurement_std", "kf_init_velocity_std")
         for name in positive:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise TridentError(f"tracker config {name} must be a finite number > 0, got {value!r}")
-        unit = ("high_score", "low_score", "new_track_score", "match_iou", "low_match_iou", "tentative_match_iou", "mask_iou_weight")
+        unit = ("high_score", "low_score", "new_track_score", "match_iou", "low_match_iou", "tentative_match_iou",
+                "mask_iou_weight", "momentum_weight", "recovery_iou")
         for name in unit:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
@@ -153,10 +202,15 @@ class TrackerConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise TridentError(f"tracker config {name} must be a finite number >= 0, got {value!r}")
-        for name in ("min_hits", "removed_history"):
+        for name, least in (("min_hits", 1), ("removed_history", 0), ("momentum_frames", 1)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "min_hits" else 0):
-                raise TridentError(f"tracker config {name} must be an integer >= {1 if name == 'min_hits' else 0}, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise TridentError(f"tracker config {name} must be an integer >= {least}, got {value!r}")
+        for name in ("confirm_on_first_frame", "output_filtered_boxes", "class_aware", "fuse_score",
+                     "observation_recovery", "observation_reupdate"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise TridentError(f"tracker config {name} must be true or false, got {value!r}")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrackerConfig":

@@ -5,11 +5,12 @@ from __future__ import annotations
 from trackers.base import BaseTracker
 from trackers.byte_tracker import ByteTracker
 from trackers.config import TrackerConfig
+from trackers.ocsort import OcSortTracker
 from trackers.sort import SortTracker
 
 __all__ = ["make_tracker"]
 
-_CLASSES: dict[str, type[BaseTracker]] = {"bytetrack": ByteTracker, "sort": SortTracker}
+_CLASSES: dict[str, type[BaseTracker]] = {"bytetrack": ByteTracker, "ocsort": OcSortTracker, "sort": SortTracker}
 
 
 def make_tracker(config: TrackerConfig | None = None) -> BaseTracker:

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["BoxKalmanFilter", "xyxy_to_cxcywh", "cxcywh_to_xyxy"]
+from pipeline.errors import TridentError
+
+__all__ = ["BoxKalmanFilter", "xyxy_to_cxcywh", "cxcywh_to_xyxy", "check_camera_motion", "warp_states", "warp_boxes"]
 
 DIM_X = 8
 DIM_Z = 4
@@ -85,10 +87,13 @@ class BoxKalmanFilter:
         h = np.maximum(x[:, 3], _MIN_NOISE_SIZE)
         return np.stack([w, h, w, h], axis=1)
 
-    def process_noise(self, x: np.ndarray, steps: float) -> np.ndarray:
-        """[M,8,8] diagonal Q for `steps` nominal frames, scaled by each box's size."""
+    def process_noise(self, x: np.ndarray, steps: float | np.ndarray) -> np.ndarray:
+        """[M,8,8] diagonal Q for `steps` nominal frames (a number, or one per row), scaled by each box's size."""
         s = self._size_scale(x)
-        var = np.concatenate([(self.position_std * s) ** 2, (self.velocity_std * s) ** 2], axis=1) * float(steps)
+        steps = np.asarray(steps, dtype=np.float64)
+        var = np.concatenate([(self.position_std * s) ** 2, (self.velocity_std * s) ** 2], axis=1) * (
+            steps[:, None] if steps.ndim else float(steps)
+        )
         Q = np.zeros((len(x), DIM_X, DIM_X))
         idx = np.arange(DIM_X)
         Q[:, idx, idx] = var
@@ -115,11 +120,25 @@ class BoxKalmanFilter:
         P[:, idx, idx] = var
         return x, P
 
-    def predict(self, x: np.ndarray, P: np.ndarray, steps: float) -> tuple[np.ndarray, np.ndarray]:
-        """Advance every state by `steps` nominal frames (may be fractional)."""
+    def predict(self, x: np.ndarray, P: np.ndarray, steps: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Advance every state by `steps` nominal frames (may be fractional):
+        one number for all rows, or one per row (OC-SORT's re-update walks
+        tracks hidden for different times in one batch)."""
         if len(x) == 0:
             return x, P
         Q = self.process_noise(x, steps)
+        if np.ndim(steps):
+            # F P F^T with a per-row F = I + s E (E moves velocity into
+            # position), done as row and column additions instead of [M,8,8]
+            # products.
+            s = np.asarray(steps, dtype=np.float64)
+            x_new = x.copy()
+            x_new[:, :DIM_Z] += s[:, None] * x[:, DIM_Z:]
+            FP = P.copy()
+            FP[:, :DIM_Z, :] += s[:, None, None] * P[:, DIM_Z:, :]
+            P_new = FP.copy()
+            P_new[:, :, :DIM_Z] += s[:, None, None] * FP[:, :, DIM_Z:]
+            return x_new, P_new + Q
         x_new = x.copy()
         x_new[:, :DIM_Z] += float(steps) * x[:, DIM_Z:]
         F = self.transition(steps)
@@ -144,3 +163,68 @@ class BoxKalmanFilter:
         I_KH[:, :, :DIM_Z] -= K
         P_new = I_KH @ P @ I_KH.transpose(0, 2, 1) + K @ R @ K.transpose(0, 2, 1)
         return x_new, P_new
+
+
+def check_camera_motion(M: object) -> np.ndarray:
+    """A camera motion as a 3x3 float64 homography (a 2x3 affine gets the row
+    0 0 1). It maps pixel (x, y) of the previous frame to the same scene point
+    in this frame."""
+    try:
+        H = np.asarray(M, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TridentError(f"camera_motion must be a 2x3 or 3x3 array of numbers, got {type(M).__name__}") from None
+    if H.shape == (2, 3):
+        H = np.vstack([H, [0.0, 0.0, 1.0]])
+    if H.shape != (3, 3):
+        raise TridentError(f"camera_motion must be a 2x3 affine or 3x3 homography, got shape {H.shape}")
+    if not np.isfinite(H).all() or abs(H[2, 2]) < 1e-12 or abs(np.linalg.det(H)) < 1e-12:
+        raise TridentError("camera_motion must be finite and invertible (pass None when no estimate was made)")
+    return H / H[2, 2]
+
+
+def _warp_centres(H: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Warped centres [M,2] and the transform's Jacobian [M,2,2] at each one
+    (a homography stretches differently across the frame; an affine does not)."""
+    A, t, g = H[:2, :2], H[:2, 2], H[2, :2]
+    w = c @ g + H[2, 2]
+    num = c @ A.T + t
+    out = num / w[:, None]
+    if not g.any():
+        return out, np.broadcast_to(A, (len(c), 2, 2))
+    J = (A[None, :, :] - out[:, :, None] * g[None, None, :]) / w[:, None, None]
+    return out, J
+
+
+def warp_states(x: np.ndarray, P: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Move Kalman states (and covariances) from the previous frame's pixels
+    into this frame's, for a camera motion H (from `check_camera_motion`).
+
+    The centre goes through H; width and height scale with how much H
+    stretches a horizontal and a vertical segment at that centre (pure
+    rotation keeps sizes); velocities go through the same linear part, so a
+    pan does not look like every object suddenly speeding up."""
+    if len(x) == 0:
+        return x, P
+    centre, J = _warp_centres(H, x[:, :2])
+    sx = np.hypot(J[:, 0, 0], J[:, 1, 0])
+    sy = np.hypot(J[:, 0, 1], J[:, 1, 1])
+    T = np.zeros((len(x), DIM_X, DIM_X))
+    for base in (0, DIM_Z):
+        T[:, base : base + 2, base : base + 2] = J
+        T[:, base + 2, base + 2] = sx
+        T[:, base + 3, base + 3] = sy
+    x_new = np.einsum("mij,mj->mi", T, x)
+    x_new[:, :2] = centre
+    return x_new, T @ P @ T.transpose(0, 2, 1)
+
+
+def warp_boxes(boxes_xyxy: np.ndarray, H: np.ndarray) -> np.ndarray:
+    """xyxy boxes of the previous frame in this frame's pixels (same rule as warp_states)."""
+    if len(boxes_xyxy) == 0:
+        return np.asarray(boxes_xyxy, dtype=np.float64).reshape(0, 4)
+    b = xyxy_to_cxcywh(boxes_xyxy)
+    centre, J = _warp_centres(H, b[:, :2])
+    b[:, 2] *= np.hypot(J[:, 0, 0], J[:, 1, 0])
+    b[:, 3] *= np.hypot(J[:, 0, 1], J[:, 1, 1])
+    b[:, :2] = centre
+    return cxcywh_to_xyxy(b)

@@ -61,18 +61,19 @@ class Assignment:
         return int(len(self.rows))
 
 
-def assign(similarity: np.ndarray, min_similarity: float) -> Assignment:
-    """Maximise total similarity over one-to-one pairs with similarity >= min_similarity.
+def assign(similarity: np.ndarray, min_similarity: float, gate: np.ndarray | None = None) -> Assignment:
+    """Maximise total similarity over one-to-one pairs with gate >= min_similarity.
 
-    Pairs below the gate never match, even when the solver would pair them
-    for lack of anything better.
+    `gate` defaults to the similarity itself; OC-SORT passes IoU there while
+    the similarity also holds its momentum term. Pairs below the gate never
+    match, even when the solver would pair them for lack of anything better.
     """
     similarity = np.asarray(similarity, dtype=np.float64)
     n_rows, n_cols = similarity.shape
     empty = np.zeros(0, dtype=np.intp)
     if n_rows == 0 or n_cols == 0:
         return Assignment(empty, empty, n_rows, n_cols)
-    allowed = similarity >= min_similarity
+    allowed = (similarity if gate is None else gate) >= min_similarity
     if not allowed.any():
         return Assignment(empty, empty, n_rows, n_cols)
     # Solve only over rows/cols that have at least one admissible pair:

@@ -24,7 +24,7 @@ import numpy as np
 from pipeline.contracts import Detections, Tracks
 from pipeline.masks import InstanceMasks
 from trackers.config import TrackerConfig
-from trackers.kalman import BoxKalmanFilter, cxcywh_to_xyxy
+from trackers.kalman import BoxKalmanFilter, cxcywh_to_xyxy, warp_boxes, warp_states
 
 __all__ = ["TrackState", "IdCounter", "RemovedTrack", "TrackTable"]
 
@@ -69,11 +69,12 @@ class RemovedTrack:
 # Plain ints for array comparisons (IntEnum member access is slow in a hot loop).
 _TENTATIVE, _CONFIRMED, _LOST, _REMOVED = (int(s) for s in TrackState)
 
-_FIELDS = ("ids", "state", "x", "P", "hits", "streak", "last_seen", "score", "class_id", "det_index", "last_box")
-
-
 class TrackTable:
     """Rows of live tracks plus the bounded history of removed ones."""
+
+    # Per-row arrays, kept aligned by prune(); a subclass that adds rows of
+    # its own (OC-SORT's observations) extends this.
+    FIELDS: tuple[str, ...] = ("ids", "state", "x", "P", "hits", "streak", "last_seen", "score", "class_id", "det_index", "last_box")
 
     def __init__(self, config: TrackerConfig) -> None:
         self.config = config
@@ -120,6 +121,15 @@ class TrackTable:
             # The frame size changed (a reconnect at another resolution): old
             # masks mean nothing now, so those tracks fall back to box IoU.
             self.masks = InstanceMasks.empty(dets.masks.frame_hw, len(self.ids))
+
+    def warp(self, H: np.ndarray) -> None:
+        """The camera moved by H (previous frame -> this frame): carry every
+        track's state and last box into this frame's pixels, so association
+        compares boxes in one coordinate system."""
+        if len(self.ids) == 0:
+            return
+        self.x, self.P = warp_states(self.x, self.P, H)
+        self.last_box = warp_boxes(self.last_box, H)
 
     def update(self, rows: np.ndarray, det_rows: np.ndarray, dets: Detections, now: float) -> None:
         """Correct `rows` with detections `det_rows` (pairwise) and advance their lifecycle."""
@@ -196,7 +206,7 @@ class TrackTable:
                 )
             )
         keep = ~gone
-        for name in _FIELDS:
+        for name in self.FIELDS:
             setattr(self, name, getattr(self, name)[keep])
         if self.masks is not None:
             self.masks = self.masks[keep]

@@ -23,7 +23,7 @@ def test_from_dict_round_trips_every_field() -> None:
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("algorithm", "deepsort", "bytetrack, sort"),
+        ("algorithm", "deepsort", "bytetrack, ocsort, sort"),
         ("fps", 0.0, "fps"),
         ("high_score", 1.5, "high_score"),
         ("low_score", 0.7, "low_score"),

@@ -11,7 +11,7 @@ from pipeline.masks import InstanceMasks
 from pipeline.errors import ContractError, TridentError
 from trackers import TrackerConfig, make_tracker
 
-BOTH = ["sort", "bytetrack"]
+BOTH = ["sort", "bytetrack", "ocsort"]
 
 
 @pytest.mark.parametrize("algorithm", BOTH)

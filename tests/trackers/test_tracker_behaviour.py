@@ -12,7 +12,7 @@ from pipeline.masks import InstanceMasks
 from trackers import TrackerConfig, TrackState, make_tracker
 
 FPS = 30.0
-BOTH = ["sort", "bytetrack"]
+BOTH = ["sort", "bytetrack", "ocsort"]
 
 
 def _ids_by_row(tracks: Tracks) -> dict[int, int]:
