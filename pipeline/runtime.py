@@ -166,7 +166,9 @@ class Pipeline:
         for frame, (dets, sem) in zip(frames, outputs):
             ts = time.perf_counter()
             tracker = self.trackers.get(frame.stream_id)
-            tracks = tracker.update(dets, frame.pts) if tracker is not None else None
+            from pipeline.camera_motion import update_with_camera_motion  # OpenCV only when tracker.cmc asks for it
+
+            tracks = update_with_camera_motion(tracker, dets, frame) if tracker is not None else None
             te = time.perf_counter()
             # one dict feeds both the result and the metrics, so the two cannot disagree
             timings = {"decode": frame.decode_s, **batch_stages, "track": te - ts}
