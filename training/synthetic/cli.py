@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=float, default=30.0, help="frame rate (default 30)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="share of videos in the val split (default 0.2)")
     p.add_argument("--save-frames", action="store_true", help="also write every frame as a JPEG under images/")
+    p.add_argument("--camera-motion", choices=("none", "pan", "zoom", "shake"), default="none",
+                   help="move the camera: pan left/right, zoom in/out or a hand-held shake; boxes and masks follow the "
+                   "moving frames and mot/<video>/camera.txt holds each frame's world->frame affine (default none)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
     p.set_defaults(handler=run)
@@ -52,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         fps=args.fps,
         val_fraction=args.val_fraction,
         save_frames=args.save_frames,
+        camera_motion=args.camera_motion,
     )
     with tqdm(total=cfg.videos, unit="video", desc="synth") as bar:
         summary = generate_dataset(cfg, args.out, overwrite=args.overwrite, workers=args.workers, on_video_done=lambda _: bar.update())

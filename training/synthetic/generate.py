@@ -8,6 +8,8 @@ Layout under OUT::
     images/video_0000/000000.jpg      only with save_frames=True
     annotations/instances_{split}.json  COCO: boxes, RLE masks, track_id, video_id, frame_id
     mot/video_0000/gt/gt.txt          MOTChallenge ground truth (+ seqinfo.ini)
+    mot/video_0000/camera.txt         only with a moving camera: frame,a11,a12,a13,a21,a22,a23
+                                      (the 2x3 world -> frame affine of each 1-based frame)
 
 Videos are rendered in parallel processes, each from its own child of the
 seed's SeedSequence, so the data do not depend on the number of workers.
@@ -28,6 +30,7 @@ from typing import Callable
 import numpy as np
 
 from pipeline.errors import TridentError
+from training.synthetic.camera import CAMERA_MOTIONS
 from training.synthetic.shapes import SEMANTIC_CLASSES, THING_CLASSES
 
 MAX_SIDE = 4096
@@ -47,6 +50,7 @@ class SynthConfig:
     val_fraction: float = 0.2  # the last videos form the val split (at least one when videos >= 2)
     max_objects: int = 8
     save_frames: bool = False  # also write every frame as JPEG (COCO tools that want image files)
+    camera_motion: str = "none"  # none | pan | zoom | shake (training/synthetic/camera.py)
 
     def __post_init__(self) -> None:
         if not 1 <= self.videos <= MAX_VIDEOS:
@@ -62,6 +66,8 @@ class SynthConfig:
             raise TridentError(f"--fps must be in (0, 240], got {self.fps}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise TridentError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.camera_motion not in CAMERA_MOTIONS:
+            raise TridentError(f"--camera-motion must be one of {', '.join(CAMERA_MOTIONS)}, got {self.camera_motion!r}")
         if not 1 <= self.max_objects <= 64:
             raise TridentError(f"max_objects must be between 1 and 64, got {self.max_objects}")
 
@@ -123,8 +129,9 @@ def _render_one(cfg: SynthConfig, index: int, seed_seq: np.random.SeedSequence, 
     if cfg.save_frames:
         img_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed_seq)
-    scene = VideoScene(cfg.width, cfg.height, cfg.frames, rng, fps=cfg.fps, max_objects=cfg.max_objects)
-    images, annotations, mot_lines = [], [], []
+    scene = VideoScene(cfg.width, cfg.height, cfg.frames, rng, fps=cfg.fps, max_objects=cfg.max_objects,
+                       camera_motion=cfg.camera_motion)
+    images, annotations, mot_lines, camera_lines = [], [], [], []
     video_path = root / "videos" / f"{name}.mp4"
     with av.open(str(video_path), mode="w") as container:
         stream = container.add_stream(codec, rate=int(round(cfg.fps)))
@@ -135,6 +142,8 @@ def _render_one(cfg: SynthConfig, index: int, seed_seq: np.random.SeedSequence, 
         else:
             stream.bit_rate = 8_000_000
         for fr in scene.render():
+            if fr.camera is not None:
+                camera_lines.append(f"{fr.index + 1}," + ",".join(f"{v:.6f}" for v in fr.camera.ravel()))
             frame = av.VideoFrame.from_ndarray(fr.image, format="bgr24")
             for packet in stream.encode(frame):
                 container.mux(packet)
@@ -176,6 +185,8 @@ def _render_one(cfg: SynthConfig, index: int, seed_seq: np.random.SeedSequence, 
     (mot_dir / "gt").mkdir(parents=True, exist_ok=True)
     mot_lines.sort(key=lambda line: tuple(int(v) for v in line.split(",")[:2]))
     (mot_dir / "gt" / "gt.txt").write_text("\n".join(mot_lines) + ("\n" if mot_lines else ""))
+    if camera_lines:
+        (mot_dir / "camera.txt").write_text("\n".join(camera_lines) + "\n")
     (mot_dir / "seqinfo.ini").write_text(
         "[Sequence]\n"
         f"name={name}\nimDir=../../images/{name}\nframeRate={int(round(cfg.fps))}\nseqLength={cfg.frames}\n"
@@ -265,6 +276,7 @@ def generate_dataset(
             for split, videos in splits.items()
         },
         "mot_gt": "mot/{video}/gt/gt.txt",
+        "camera_motion": cfg.camera_motion,
         "semantic_masks": "semantic/{video}/{frame:06d}.png",
     }
     (out / "dataset.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))

@@ -11,7 +11,9 @@ front of each other (depth order follows the ground position), change speed
 and depth (so scale), walk or roll, and cast shadows; static distractor blobs
 sit on the ground; each video has its own sky, ground and road textures; light
 drifts over time and a soft light spot wanders; sensor noise and motion blur
-are added last.
+are added last. With a moving camera (`camera_motion`, see camera.py) the
+scene is a larger world and each frame is the camera's warped view of it;
+boxes, masks and labels are taken in the warped frame.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import cv2
 import numpy as np
 
 from training.synthetic import textures as tx
+from training.synthetic.camera import CameraPath, world_size
 from training.synthetic.shapes import STUFF_CLASSES, THINGS, ThingClass
 
 BACKGROUND, GROUND, ROAD = (STUFF_CLASSES.index(n) for n in ("background", "ground", "road"))
@@ -65,15 +68,25 @@ class RenderedFrame:
     image: np.ndarray  # uint8[H,W,3] BGR
     semantic: np.ndarray  # uint8[H,W]
     instances: list[Instance] = field(default_factory=list)
+    camera: np.ndarray | None = None  # 2x3 world -> frame affine; None for a fixed camera
 
 
 class VideoScene:
-    def __init__(self, width: int, height: int, frames: int, rng: np.random.Generator, fps: float = 30.0, max_objects: int = 8):
-        self.w, self.h, self.frames, self.rng, self.fps = width, height, frames, rng, fps
-        self.max_objects = max_objects
+    def __init__(self, width: int, height: int, frames: int, rng: np.random.Generator, fps: float = 30.0, max_objects: int = 8,
+                 camera_motion: str = "none"):
+        # self.w, self.h: the world the objects live in; out_w, out_h: the frames.
+        # They differ only for a panning camera, whose view slides across a wider world.
+        self.out_w, self.out_h = width, height
+        self.w, self.h = world_size(camera_motion, width, height)
+        self.frames, self.rng, self.fps = frames, rng, fps
+        density = (self.w * self.h) / (width * height)  # same crowding per frame in a wider world
+        self.max_objects = max(1, int(round(max_objects * density)))
+        self._density = density
         self._next_id = 1
         self._layout()
         self._lighting()
+        # Drawn last, so a fixed camera's videos are the same as before moving cameras existed.
+        self.camera = CameraPath(camera_motion, width, height, frames, fps, rng) if camera_motion != "none" else None
 
     # --- static layout -------------------------------------------------------------------------
     def _layout(self) -> None:
@@ -145,8 +158,8 @@ class VideoScene:
         self.tint = rng.uniform(0.85, 1.15, 3).astype(np.float32)
         self.noise_sigma = rng.uniform(1.5, 8.0)
         self.spot_strength = rng.uniform(-0.25, 0.35)
-        yy, xx = np.mgrid[-self.h : self.h, -self.w : self.w].astype(np.float32)
-        radius = rng.uniform(0.3, 0.7) * max(self.w, self.h)
+        yy, xx = np.mgrid[-self.out_h : self.out_h, -self.out_w : self.out_w].astype(np.float32)
+        radius = rng.uniform(0.3, 0.7) * max(self.out_w, self.out_h)
         self.spot = np.exp(-(xx**2 + yy**2) / (2 * radius**2))
         self.spot_path = rng.uniform(0, 1, 4)  # start and end of the spot centre, as fractions
 
@@ -159,7 +172,7 @@ class VideoScene:
             foot = rng.uniform(self.road_top + 0.3 * (self.road_bottom - self.road_top), self.road_bottom)
         else:
             foot = rng.uniform(self.horizon + 0.08 * (self.h - self.horizon), self.h * 1.08)
-        speed = rng.uniform(*thing.speed) * self.w / self.fps
+        speed = rng.uniform(*thing.speed) * self.out_w / self.fps
         direction = 1.0 if rng.random() < 0.5 else -1.0
         textures = []
         for part in range(1, thing.n_parts + 1):
@@ -203,7 +216,7 @@ class VideoScene:
         obj.phase += obj.phase_speed * (1 + abs(obj.vx) / 4)
         if rng.random() < 0.03:  # change of speed: overtaking, braking, a walker stopping
             lo, hi = obj.thing.speed
-            speed = np.clip(abs(obj.vx) * rng.uniform(0.4, 1.8), lo * self.w / self.fps * 0.3, hi * self.w / self.fps)
+            speed = np.clip(abs(obj.vx) * rng.uniform(0.4, 1.8), lo * self.out_w / self.fps * 0.3, hi * self.out_w / self.fps)
             obj.vx = float(np.sign(obj.vx) * speed)
         obj.vfoot = 0.95 * obj.vfoot + rng.normal(0.0, 0.02) * self.h / self.fps
         lo = self.road_top + 0.3 * (self.road_bottom - self.road_top) if obj.thing.on_road else self.horizon + 0.05 * (self.h - self.horizon)
@@ -241,7 +254,10 @@ class VideoScene:
 
     def render(self) -> Iterator[RenderedFrame]:
         rng, w, h = self.rng, self.w, self.h
-        objects = [self._spawn(inside=True) for _ in range(int(rng.integers(2, self.max_objects // 2 + 2)))]
+        n_start = int(rng.integers(2, int(round(self.max_objects / self._density)) // 2 + 2))
+        if self._density != 1.0:
+            n_start = max(1, int(round(n_start * self._density)))
+        objects = [self._spawn(inside=True) for _ in range(n_start)]
         for t in range(self.frames):
             img = self.background.copy()
             sem = self.background_sem.copy()
@@ -280,13 +296,36 @@ class VideoScene:
                 sem[cy0:cy1, cx0:cx1][hard] = THING_LABEL_OFFSET + obj.cls
                 owner[cy0:cy1, cx0:cx1][hard] = len(drawn)
                 drawn.append((obj, (cx0, cy0, cx1, cy1), int((parts > 0).sum())))
+            view = None
+            if self.camera is not None:
+                view = self.camera.view(t)
+                img, sem, owner, drawn = self._warp(view, img, sem, owner, drawn)
             instances = self._instances(owner, drawn)
-            yield RenderedFrame(index=t, image=self._camera(img, t), semantic=sem, instances=instances)
+            yield RenderedFrame(index=t, image=self._camera(img, t), semantic=sem, instances=instances, camera=view)
             for obj in objects:
                 self._step(obj)
             objects = [o for o in objects if not self._gone(o)]
             if len(objects) < self.max_objects and rng.random() < 0.05:
                 objects.append(self._spawn(inside=False))
+
+    def _warp(self, A: np.ndarray, img: np.ndarray, sem: np.ndarray, owner: np.ndarray, drawn: list) -> tuple:
+        """The camera's view of the world: image bilinear, labels and owners
+        nearest (a label is never blended), each object's crop box carried
+        through A, and its full area scaled by A's area change, so visibility
+        still compares visible with drawn pixels in frame units."""
+        size = (self.out_w, self.out_h)
+        img = cv2.warpAffine(img, A, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        sem = cv2.warpAffine(sem, A, size, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT)
+        owner = cv2.warpAffine(owner.astype(np.float32), A, size, flags=cv2.INTER_NEAREST,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=-1).astype(np.int32)
+        area_scale = abs(float(np.linalg.det(A[:, :2])))
+        out = []
+        for obj, (x0, y0, x1, y1), full_area in drawn:
+            corners = np.array([[x0, y0, 1], [x1, y0, 1], [x0, y1, 1], [x1, y1, 1]], np.float64) @ A.T
+            lo, hi = np.floor(corners.min(axis=0)) - 1, np.ceil(corners.max(axis=0)) + 1
+            box = (int(max(lo[0], 0)), int(max(lo[1], 0)), int(min(hi[0], self.out_w)), int(min(hi[1], self.out_h)))
+            out.append((obj, box, full_area * area_scale))
+        return img, sem, owner, out
 
     def _shadow(self, img: np.ndarray, cx: float, foot: float, bw: int, bh: int) -> None:
         """Darken an ellipse of ground under the object (shadows are not part of the object)."""
@@ -302,6 +341,8 @@ class VideoScene:
     def _instances(self, owner: np.ndarray, drawn: list) -> list[Instance]:
         out = []
         for k, (obj, (x0, y0, x1, y1), full_area) in enumerate(drawn):
+            if x1 <= x0 or y1 <= y0:
+                continue  # out of the camera's view
             local = owner[y0:y1, x0:x1] == k
             area = int(local.sum())
             if area < MIN_VISIBLE_PIXELS:
@@ -311,7 +352,7 @@ class VideoScene:
             mask = np.zeros(owner.shape, bool)
             mask[y0:y1, x0:x1] = local
             box = (float(x0 + cols[0]), float(y0 + rows[0]), float(x0 + cols[-1] + 1), float(y0 + rows[-1] + 1))
-            out.append(Instance(obj.track_id, obj.cls, box, mask, area, area / max(full_area, 1)))
+            out.append(Instance(obj.track_id, obj.cls, box, mask, area, min(1.0, area / max(full_area, 1))))
         return out
 
     def _camera(self, img: np.ndarray, t: int) -> np.ndarray:
@@ -319,9 +360,10 @@ class VideoScene:
         gain = self.gain * (1.0 + self.gain_amp * np.sin(2 * np.pi * t / self.gain_period + self.gain_phase))
         f = t / max(self.frames - 1, 1)
         sx0, sy0, sx1, sy1 = self.spot_path
-        cx = int(((1 - f) * sx0 + f * sx1) * self.w)
-        cy = int(((1 - f) * sy0 + f * sy1) * self.h)
-        spot = self.spot[self.h - cy : 2 * self.h - cy, self.w - cx : 2 * self.w - cx]
+        w, h = self.out_w, self.out_h
+        cx = int(((1 - f) * sx0 + f * sx1) * w)
+        cy = int(((1 - f) * sy0 + f * sy1) * h)
+        spot = self.spot[h - cy : 2 * h - cy, w - cx : 2 * w - cx]
         img *= (gain * (1.0 + self.spot_strength * spot))[..., None]
         img *= self.tint
         img += self.rng.standard_normal(img.shape, dtype=np.float32) * self.noise_sigma
