@@ -60,6 +60,14 @@ class StreamCounters:
     stalls: int = 0
     state: str = ""
     error: str | None = None
+    # what the source saw (refreshed by the runtime's probe): frames decoded (>= frames processed
+    # when a live queue drops), decode errors (packets rejected, packets/frames flagged corrupt),
+    # clock restarts re-based, frames the container declares and how many of them never decoded
+    decoded: int = 0
+    decode_errors: int = 0
+    discontinuities: int = 0
+    declared: int | None = None
+    missing: int | None = None
     latency: LatencyWindow = field(default_factory=LatencyWindow)
 
     @property
@@ -114,6 +122,11 @@ class Metrics:
                     "dropped": c.dropped,
                     "reconnects": c.reconnects,
                     "stalls": c.stalls,
+                    "frames_decoded": c.decoded,
+                    "frames_declared": c.declared,
+                    "frames_missing": c.missing,
+                    "decode_errors": c.decode_errors,
+                    "discontinuities": c.discontinuities,
                     "state": c.state,
                     "error": c.error,
                     "latency": c.latency.percentiles(),
@@ -132,10 +145,11 @@ class Metrics:
             if st["count"]:
                 lines.append(f"{name:<12} {st['count']:>7} {st['mean_ms']:>9.2f} {st['p50_ms']:>9.2f} {st['p90_ms']:>9.2f} {st['p99_ms']:>9.2f}")
         lines.append("")
-        lines.append(f"{'stream':<28} {'frames':>7} {'fps':>7} {'dropped':>8} {'reconn':>7} {'e2e p50 ms':>11}  state")
+        lines.append(f"{'stream':<28} {'frames':>7} {'fps':>7} {'dropped':>8} {'reconn':>7} {'dec.err':>7} {'clock':>5} {'e2e p50 ms':>11}  state")
         for sid, st in s["streams"].items():
             lines.append(
                 f"{sid[:28]:<28} {st['frames']:>7} {st['fps']:>7.1f} {st['dropped']:>8} {st['reconnects']:>7} "
+                f"{st['decode_errors']:>7} {st['discontinuities']:>5} "
                 f"{st['latency']['p50_ms']:>11.1f}  {st['state']}{' - ' + st['error'] if st['error'] else ''}"
             )
         return "\n".join(lines)
@@ -153,10 +167,19 @@ class Metrics:
                     out.append(f'trident_stage_latency_seconds{{stage="{name}",quantile="0.{q[1:3]}"}} {v / 1e3:.6f}')
             out.append(f'trident_stage_latency_seconds_count{{stage="{name}"}} {count}')
             out.append(f'trident_stage_latency_seconds_sum{{stage="{name}"}} {total:.6f}')
-        for metric, key, kind in (("frames_total", "frames", "counter"), ("fps", "fps", "gauge"), ("dropped_frames_total", "dropped", "counter"), ("reconnects_total", "reconnects", "counter")):
+        for metric, key, kind in (
+            ("frames_total", "frames", "counter"),
+            ("fps", "fps", "gauge"),
+            ("dropped_frames_total", "dropped", "counter"),
+            ("reconnects_total", "reconnects", "counter"),
+            ("decode_errors_total", "decode_errors", "counter"),
+            ("discontinuities_total", "discontinuities", "counter"),
+            ("missing_frames", "frames_missing", "gauge"),  # only for streams whose container declares a length
+        ):
             out.append(f"# TYPE trident_stream_{metric} {kind}")
             for sid, st in s["streams"].items():
-                out.append(f'trident_stream_{metric}{{stream="{sid}"}} {st[key]}')
+                if st[key] is not None:
+                    out.append(f'trident_stream_{metric}{{stream="{sid}"}} {st[key]}')
         return "\n".join(out) + "\n"
 
 

@@ -12,10 +12,18 @@ and the metrics get that same dict.
 Shutdown: `stop()` (also wired to SIGINT/SIGTERM by `run`) makes the sources
 stop reading; what has been decoded is still processed, then every sink
 flushes and closes, so outputs stay valid after an interrupted run.
+
+One stream's trouble never stops another: an exception in a stream's
+post-process or tracker ends that stream (its source stops, its sinks flush
+and close, the error is recorded for it like a source error) and the others
+go on. A frame that follows a clock restart of its file (`discontinuity`, see
+sources/clock.py) ends the stream's tracks first, keeping the ID counter, so
+no identity is carried across the restart and no ID names two objects.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -23,7 +31,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from engines.base import Engine
-from engines.postprocess import PostprocessConfig, postprocess
+from engines.postprocess import PostprocessConfig, RawOutputs, postprocess
 from engines.preprocess import letterbox_batch
 from pipeline.batcher import BatchConfig, Batcher
 from pipeline.metrics import Metrics
@@ -102,6 +110,7 @@ class Pipeline:
         self._sink_factory = sinks
         self.sink_runners: dict[str, list[SinkRunner]] = {}
         self.errors: dict[str, str] = {}
+        self._failed: dict[str, int] = {}  # stream -> frame at which the runtime failed it (post-process, tracker)
         self._device = self._pick_device(preprocess_device)
         self.metrics.add_probe(self._probe)
         self._started = False
@@ -116,7 +125,9 @@ class Pipeline:
         for sid, src in self.sources.items():
             c = metrics.stream(sid)
             c.dropped, c.reconnects, c.stalls, c.state = src.queue.dropped, src.stats.reconnects, src.stats.stalls, src.state.value
-            c.error = src.error
+            c.error = self.errors.get(sid) if sid in self._failed else src.error
+            c.decoded, c.decode_errors, c.discontinuities = src.stats.frames, src.stats.decode_errors, src.stats.discontinuities
+            c.declared, c.missing = src.stats.declared_frames, src.stats.missing_frames
 
     @property
     def total_frames(self) -> int | None:
@@ -145,30 +156,38 @@ class Pipeline:
                     yield from self._process(frames)
                 # after the batch: a stream's last frames may share a batch with its end marker
                 for eos in ended:
-                    self._ended(eos)
+                    if eos.stream_id not in self._failed:  # a failed stream was closed, with its error, already
+                        self._ended(eos)
                 if not frames and not ended and self.stop_event.is_set() and all(not s.is_alive() for s in self.sources.values()):
                     break
         finally:
             self._shutdown()
 
     def _process(self, frames: list[DecodedFrame]) -> Iterator[FrameResult]:
+        frames = [f for f in frames if f.stream_id not in self._failed]  # a failed stream's queued frames go
+        if not frames:
+            return
         spec = self.engine.spec
         t0 = time.perf_counter()
         batch, letterboxes = letterbox_batch([f.image for f in frames], spec.input_hw, self._device)
         t1 = time.perf_counter()
         raw = self.engine.infer(batch)
         t2 = time.perf_counter()
-        outputs = postprocess(raw, spec, letterboxes, self.postprocess_cfg)
+        outputs = self._postprocess(raw, frames, letterboxes)
         t3 = time.perf_counter()
         n = len(frames)
         # a batch's cost is shared by its frames: per frame, comparable across batch sizes
         batch_stages = {"preprocess": (t1 - t0) / n, "infer": (t2 - t1) / n, "postprocess": (t3 - t2) / n}
-        for frame, (dets, sem) in zip(frames, outputs):
+        for frame, output in zip(frames, outputs):
+            if output is None or frame.index >= self._failed.get(frame.stream_id, frame.index + 1):
+                continue  # failed at this frame or before it
+            dets, sem = output
             ts = time.perf_counter()
-            tracker = self.trackers.get(frame.stream_id)
-            from pipeline.camera_motion import update_with_camera_motion  # OpenCV only when tracker.cmc asks for it
-
-            tracks = update_with_camera_motion(tracker, dets, frame) if tracker is not None else None
+            try:
+                tracks = self._track(frame, dets)
+            except Exception as exc:
+                self._fail(frame, "tracking", exc)
+                continue
             te = time.perf_counter()
             # one dict feeds both the result and the metrics, so the two cannot disagree
             timings = {"decode": frame.decode_s, **batch_stages, "track": te - ts}
@@ -180,6 +199,63 @@ class Pipeline:
             self.metrics.stage("sink", time.perf_counter() - te)
             self.metrics.frame_done(frame.stream_id, frame.wall_time)
             yield result
+        self._close_failed()
+
+    def _postprocess(self, raw: RawOutputs, frames: list[DecodedFrame], letterboxes: list) -> list:
+        """The batch's (Detections, SemanticMap) per frame; if the batch fails, each frame alone, so a
+        failure ends only the stream it belongs to (None in its place)."""
+        try:
+            return postprocess(raw, self.engine.spec, letterboxes, self.postprocess_cfg)
+        except Exception as batch_exc:
+            if len(frames) == 1:
+                self._fail(frames[0], "post-processing", batch_exc)
+                return [None]
+        outputs: list = []
+        for i, (frame, lb) in enumerate(zip(frames, letterboxes)):
+            if frame.stream_id in self._failed:  # failed earlier in this batch: its later frames go
+                outputs.append(None)
+                continue
+            one = dataclasses.replace(raw, **{f.name: getattr(raw, f.name)[i : i + 1] for f in dataclasses.fields(raw) if getattr(raw, f.name) is not None})
+            try:
+                outputs.extend(postprocess(one, self.engine.spec, [lb], self.postprocess_cfg))
+            except Exception as exc:
+                self._fail(frame, "post-processing", exc)
+                outputs.append(None)
+        return outputs
+
+    def _track(self, frame: DecodedFrame, dets):
+        tracker = self.trackers.get(frame.stream_id)
+        if tracker is None:
+            return None
+        if getattr(frame, "discontinuity", False):
+            tracker.reset(keep_ids=True)  # the file's clock restarted: its tracks end, IDs go on
+        from pipeline.camera_motion import update_with_camera_motion  # OpenCV only when tracker.cmc asks for it
+
+        return update_with_camera_motion(tracker, dets, frame)
+
+    def _fail(self, frame: DecodedFrame, stage: str, exc: Exception) -> None:
+        """End one stream after a failure in the runtime, keep the others going."""
+        sid = frame.stream_id
+        if sid in self._failed:
+            return
+        detail = str(exc) if isinstance(exc, TridentError) else f"{type(exc).__name__}: {exc}"
+        first_line = detail.strip().splitlines()[0] if detail.strip() else type(exc).__name__
+        kept = f"its results for frames 0-{frame.index - 1} are kept" if frame.index else "it had no results yet"
+        message = f"{stage} failed at frame {frame.index} ({first_line}); this stream stopped there, the others went on; {kept}"
+        if isinstance(exc, TridentError):
+            log.error("%s: %s", sid, message)
+        else:  # a bug: its traceback belongs in the log, but it ends this stream only
+            log.exception("%s: %s", sid, message)
+        self._failed[sid] = frame.index
+        self.errors[sid] = message
+        self.sources[sid].queue.close()  # its source stops at its next frame; frames already queued are dropped
+
+    def _close_failed(self) -> None:
+        """Flush and close the outputs of streams failed in the batch just done (its earlier frames are in)."""
+        for sid in self._failed:
+            for runner in self.sink_runners.get(sid, []):
+                if not runner.queue.closed:
+                    runner.close()
 
     def _ended(self, eos: EndOfStream) -> None:
         if eos.error:  # the source logged it when it happened: once on stderr, kept here for the summary

@@ -57,6 +57,7 @@ class DecodedFrame(Frame):
     is a subclass only until `Frame` itself carries the field."""
 
     decode_s: float = 0.0
+    discontinuity: bool = False  # the source re-based its clock before this frame (see sources/clock.py)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,10 @@ class SourceConfig:
     max_reconnects: int = -1  # consecutive failed attempts before giving up; -1 = never give up
     max_frames: int = 0  # stop after this many frames (0 = until the end)
     decoder: str = "pyav"  # pyav | opencv (files and network streams)
+    # a file whose timestamps go back, or forward by more than this beyond the next frame's time, has
+    # restarted its clock: the source re-bases it, reports it, and the stream's tracks start afresh.
+    # Larger: a long real gap in a recording is predicted over instead; smaller: it ends the tracks.
+    clock_jump_s: float = 2.0
 
     def __post_init__(self) -> None:
         if self.kind not in ("auto", "file", "rtsp", "webcam", "gstreamer"):
@@ -95,6 +100,8 @@ class SourceConfig:
             raise TridentError("reconnect backoff must satisfy 0 < reconnect_initial_s <= reconnect_max_s")
         if self.decoder not in ("pyav", "opencv"):
             raise TridentError(f"decoder must be pyav or opencv, got {self.decoder!r}")
+        if not self.clock_jump_s > 0:
+            raise TridentError(f"clock_jump_s must be > 0, got {self.clock_jump_s!r}")
 
 
 @dataclass
@@ -105,6 +112,10 @@ class SourceStats:
     stall_log: list[tuple[float, float]] = field(default_factory=list)  # (flagged at, last frame at), monotonic
     gaps: list[float] = field(default_factory=list)  # seconds without frames, per outage
     state_changes: list[tuple[float, str]] = field(default_factory=list)
+    decode_errors: int = 0  # packets rejected + packets and frames flagged corrupt (files: see integrity.py)
+    discontinuities: int = 0  # clock restarts re-based (files: see clock.py)
+    declared_frames: int | None = None  # what the container declares (or its duration implies)
+    missing_frames: int | None = None  # declared minus decoded, when a file ended with fewer; None: unknown
 
 
 class Source:
@@ -159,12 +170,12 @@ class Source:
                 log.error("%s: nobody is reading the queue; end of stream not delivered", self.stream_id)
 
     # --- helpers for subclasses ----------------------------------------------------------------
-    def _emit(self, image: np.ndarray, pts: float, decode_s: float) -> bool:
+    def _emit(self, image: np.ndarray, pts: float, decode_s: float, discontinuity: bool = False) -> bool:
         """Queue one frame; `decode_s` is what decoding it cost this thread (perf_counter seconds,
         waiting for the stream excluded). Returns False when the source should stop."""
         if self.stop_event.is_set():
             return False
-        frame = DecodedFrame(self.stream_id, self._index, float(pts), image, time.time(), decode_s)
+        frame = DecodedFrame(self.stream_id, self._index, float(pts), image, time.time(), decode_s, discontinuity)
         if not self.queue.put(frame, stop=self.stop_event):
             return False
         self._index += 1

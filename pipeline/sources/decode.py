@@ -5,6 +5,12 @@ here so the clock can run around the decoder and the conversion to BGR only.
 Reading a packet is left out on purpose: on a network camera that read waits
 for the camera's next frame, and counting the frame interval as decode cost
 would make the `decode` stage say nothing about the decoder.
+
+Given a `DecodeHealth`, the loop also keeps the evidence of damage: a packet
+the decoder rejects is counted and skipped (the next keyframe decodes again)
+instead of ending the stream, and corrupt flags on packets and frames are
+counted. Only a long run of rejected packets with no frame between them ends
+it, by raising the decoder's error: that is a stream nothing can be read from.
 """
 
 from __future__ import annotations
@@ -14,16 +20,46 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from pipeline.sources.integrity import DecodeHealth
 
-def timed_frames(container: Any, stream: Any) -> Iterator[tuple[np.ndarray, float | None, float]]:
+# rejected packets in a row, no frame between them, before the stream counts as undecodable
+# (a damaged stretch of a file spans a few dozen packets; a wrong codec, every one)
+MAX_REJECTED_IN_A_ROW = 300
+
+
+def timed_frames(container: Any, stream: Any, health: DecodeHealth | None = None) -> Iterator[tuple[np.ndarray, float | None, float]]:
     """(BGR image, frame time in seconds or None, decode seconds) for each frame of `stream`.
 
     Decode seconds of one packet go to its first frame (the decoder returns
     them together); the time the consumer holds a frame is not counted.
     """
+    import av
+
+    in_a_row = 0
     for packet in container.demux(stream):
         started = time.perf_counter()
-        for frame in packet.decode():
+        if health is not None:
+            if packet.is_corrupt:
+                health.corrupt_packets += 1
+                health.trouble()
+            if packet.is_discard:
+                health.discarded_packets += 1
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError as exc:
+            if health is None:
+                raise
+            in_a_row += 1
+            health.rejected_packets += 1
+            health.trouble(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            if in_a_row >= MAX_REJECTED_IN_A_ROW:
+                raise
+            continue
+        for frame in frames:
+            in_a_row = 0
+            if health is not None and frame.is_corrupt:
+                health.corrupt_frames += 1
+                health.trouble()
             image = frame.to_ndarray(format="bgr24")
             yield image, frame.time, time.perf_counter() - started
             started = time.perf_counter()
