@@ -106,20 +106,10 @@ def _sink_factory(cfg: RunConfig, out: Path, class_names: tuple[str, ...], sem_n
     return make
 
 
-def run(cfg: RunConfig, engine: Any = None, progress: bool | None = None) -> RunSummary:
-    """Run the configured sources to the end (files) or until SIGINT/SIGTERM (live)."""
-    from tqdm import tqdm
-
-    from engines.loader import load_engine
+def _prepare(cfg: RunConfig, engine: Any):
+    """Everything that can refuse the run, before any source or sink starts."""
     from pipeline.runtime import Pipeline
 
-    if not cfg.sources:
-        raise TridentError("no sources given; pass --source (a video file, rtsp:// URL, webcam index or GStreamer pipeline)")
-    if engine is None:
-        if not cfg.engine.model:
-            raise TridentError("no model given; pass --model model.onnx (see `trident export`) or run `trident demo`")
-        options = {"threads": cfg.engine.threads} if cfg.engine.threads and cfg.engine.model.endswith(".onnx") else {}
-        engine = load_engine(cfg.engine.model, device=cfg.engine.device, **options)
     out = Path(cfg.output.dir)
     _check_out_dir(out)
     if cfg.metrics_json:
@@ -143,11 +133,31 @@ def run(cfg: RunConfig, engine: Any = None, progress: bool | None = None) -> Run
         try:
             prom = PrometheusServer(metrics, cfg.prometheus_port)
         except OSError as exc:
-            engine.close()  # nothing else has started yet: sources and sinks start when the pipeline is iterated
             raise TridentError(
                 f"--prometheus-port {cfg.prometheus_port} cannot be served on 127.0.0.1 ({exc.strerror or exc}); "
                 "another process holds it - pick another port, or 0 to turn it off"
             ) from None
+    return out, metrics, outputs, pipe, prom
+
+
+def run(cfg: RunConfig, engine: Any = None, progress: bool | None = None) -> RunSummary:
+    """Run the configured sources to the end (files) or until SIGINT/SIGTERM (live)."""
+    from tqdm import tqdm
+
+    from engines.loader import load_engine
+
+    if not cfg.sources:
+        raise TridentError("no sources given; pass --source (a video file, rtsp:// URL, webcam index or GStreamer pipeline)")
+    if engine is None:
+        if not cfg.engine.model:
+            raise TridentError("no model given; pass --model model.onnx (see `trident export`) or run `trident demo`")
+        options = {"threads": cfg.engine.threads} if cfg.engine.threads and cfg.engine.model.endswith(".onnx") else {}
+        engine = load_engine(cfg.engine.model, device=cfg.engine.device, **options)
+    try:
+        out, metrics, outputs, pipe, prom = _prepare(cfg, engine)
+    except BaseException:
+        engine.close()  # refused before the first frame: nothing else was started
+        raise
     interrupted = threading.Event()
     previous = {}
 

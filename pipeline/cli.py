@@ -61,7 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args) or 0)
     except TridentError as exc:
-        print(f"trident {args.command}: error: {exc}", file=sys.stderr)
+        from pipeline.sources.uri import redact  # a message may quote a source URL (a bad --set value, a config line)
+
+        print(f"trident {args.command}: error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"trident {args.command}: interrupted", file=sys.stderr)

@@ -46,3 +46,10 @@ def test_no_progress_still_prints_the_latency_table(tmp_path, clips, tiny_onnx, 
     assert main(_run(clips[1], tiny_onnx, tmp_path / "out")) == 0
     out = capsys.readouterr().out
     assert "processed 3 frames" in out and "p50 ms" in out and "infer" in out
+
+
+def test_a_one_line_error_that_quotes_a_source_url_never_shows_its_password(tmp_path, tiny_onnx, capsys):
+    assert main(["run", "--model", str(tiny_onnx), "--out", str(tmp_path / "o"), "--set", "sources=[rtsp://admin:s3cr@t/pw@10.0.0.7/x"]) == 2
+    err = capsys.readouterr().err
+    assert "does not parse as YAML" in err and "admin:***@10.0.0.7" in err
+    assert "s3cr" not in err and "t/pw" not in err
