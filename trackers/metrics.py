@@ -293,11 +293,12 @@ def combine_metrics(parts: Sequence[MotMetrics]) -> MotMetrics:
 
 def format_table(rows: dict[str, MotMetrics]) -> str:
     """A fixed-width text table of the headline metrics, one row per name."""
-    head = f"{'':<14}{'HOTA':>7}{'DetA':>7}{'AssA':>7}{'LocA':>7}{'MOTA':>7}{'IDF1':>7}{'IDSW':>6}{'FP':>7}{'FN':>7}"
+    width = max([14, *(len(name) + 1 for name in rows)])
+    head = f"{'':<{width}}{'HOTA':>7}{'DetA':>7}{'AssA':>7}{'LocA':>7}{'MOTA':>7}{'IDF1':>7}{'IDSW':>6}{'FP':>7}{'FN':>7}"
     lines = [head]
     for name, m in rows.items():
         lines.append(
-            f"{name[:14]:<14}{100 * m.hota:7.2f}{100 * m.deta:7.2f}{100 * m.assa:7.2f}{100 * m.loca:7.2f}"
+            f"{name:<{width}}{100 * m.hota:7.2f}{100 * m.deta:7.2f}{100 * m.assa:7.2f}{100 * m.loca:7.2f}"
             f"{100 * m.mota:7.2f}{100 * m.idf1:7.2f}{m.idsw:6d}{m.fp:7d}{m.fn:7d}"
         )
     return "\n".join(lines)
