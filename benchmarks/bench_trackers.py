@@ -1,10 +1,17 @@
-"""Latency of one `update()` call: our SORT and ByteTrack vs supervision's ByteTrack.
+"""Latency of one `update()` call: our SORT, ByteTrack and OC-SORT vs supervision's ByteTrack;
+and the cost of camera-motion estimation per frame.
 
 Every tracker gets the same pre-built frames (building the input objects is
 not timed): N objects moving at constant velocity with box jitter in a
 1920x1080 frame, 10 % missed per frame, scores mostly high with a low-score
 tail, a few false positives. Reports median and p99 per call in
 microseconds, after a warm-up, at 10, 50 and 200 objects per frame.
+
+Camera motion (`--cmc-frames`, 0 to skip): pipeline/camera_motion.py's
+estimators on 640x384 frames of a panning synthetic scene (`trident synth
+--camera-motion pan`), the ground-truth boxes masked as the detector's
+would be; median and p99 milliseconds per frame. That cost is not inside
+`update()`: the pipeline pays it in the stage before the tracker.
 
     .venv/bin/pip install -e '.[bench]'        # supervision==0.26.1, optional
     .venv/bin/python benchmarks/bench_trackers.py
@@ -80,11 +87,31 @@ def bench_supervision(frames: list[Detections], fps: float, warmup: int) -> np.n
     return time_calls(lambda i: tracker.update_with_detections(inputs[i]), len(frames), warmup)
 
 
+def bench_cmc(n_frames: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Milliseconds per CameraMotion.step on a panning 640x384 scene, per method."""
+    from pipeline.camera_motion import METHODS, CameraMotion
+    from training.synthetic.scene import VideoScene
+
+    scene = VideoScene(640, 384, n_frames, np.random.default_rng(seed), camera_motion="pan")
+    frames = [(f.image, np.array([i.box for i in f.instances], np.float64).reshape(-1, 4)) for f in scene.render()]
+    out = {}
+    for method in METHODS:
+        cm = CameraMotion(method)
+        times = []
+        for image, boxes in frames:
+            t0 = time.perf_counter_ns()
+            cm.step(image, boxes)
+            times.append((time.perf_counter_ns() - t0) / 1e6)
+        out[method] = np.array(times[1:])  # the first frame has nothing to compare with
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--objects", type=int, nargs="+", default=[10, 50, 200])
     ap.add_argument("--frames", type=int, default=600, help="timed calls per tracker (plus warm-up)")
     ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--cmc-frames", type=int, default=120, help="frames for the camera-motion timing (0: skip)")
     ap.add_argument("--json", default=None, help="write the numbers here too")
     args = ap.parse_args(argv)
 
@@ -95,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = {
             "sort": bench_ours("sort", frames, 30.0, args.warmup),
             "bytetrack": bench_ours("bytetrack", frames, 30.0, args.warmup),
+            "ocsort": bench_ours("ocsort", frames, 30.0, args.warmup),
             "sv.ByteTrack": bench_supervision(frames, 30.0, args.warmup),
         }
         for name, t in runs.items():
@@ -104,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
             med, p99 = float(np.median(t)), float(np.percentile(t, 99))
             results.setdefault(str(n), {})[name] = {"median_us": med, "p99_us": p99}
             print(f"{n:>8} {name:<14} {med:>10.1f} {p99:>10.1f}")
+    if args.cmc_frames > 0:
+        print(f"\n{'cmc':>8} {'frame':<14} {'median ms':>10} {'p99 ms':>10}")
+        for method, t in bench_cmc(args.cmc_frames).items():
+            med, p99 = float(np.median(t)), float(np.percentile(t, 99))
+            results.setdefault("cmc", {})[method] = {"median_ms": med, "p99_ms": p99}
+            print(f"{method:>8} {'640x384':<14} {med:>10.2f} {p99:>10.2f}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(results, fh, indent=2)
