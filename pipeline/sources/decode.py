@@ -44,6 +44,8 @@ def timed_frames(container: Any, stream: Any, health: DecodeHealth | None = None
                 health.trouble()
             if packet.is_discard:
                 health.discarded_packets += 1
+            if packet.size:  # the last, empty one only flushes the decoder
+                health.packets += 1
         try:
             frames = packet.decode()
         except av.error.FFmpegError as exc:

@@ -63,7 +63,7 @@ class FileSource(Source):
         health = DecodeHealth()
         with container:
             if not container.streams.video:
-                raise FatalError(f"{path} has no video stream")
+                raise FatalError(f"{path} has no video stream (audio only, or damaged where the streams are described)")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"  # frame + slice threads: decoding is the cheap stage only when threaded
             declared, how = declared_frames(container, stream)
@@ -128,6 +128,8 @@ class FileSource(Source):
             declared = self.stats.declared_frames = None
         if declared is not None:
             self.stats.missing_frames = max(0, declared - health.discarded_packets - decoded)
+        if health.undecoded(decoded):
+            self.stats.missing_frames = max(self.stats.missing_frames or 0, health.undecoded(decoded))
         report = loss_report(str(path), decoded, declared, how, health, cut_short)
         if report is not None:
             raise FatalError(report)

@@ -33,6 +33,7 @@ class DecodeHealth:
     corrupt_packets: int = 0  # packets the demuxer flagged corrupt (decoded anyway)
     corrupt_frames: int = 0  # frames decoded with errors concealed (FFmpeg's decode_error_flags / CORRUPT)
     discarded_packets: int = 0  # packets the container itself drops (edit lists): never frames
+    packets: int = 0  # packets with data the demuxer delivered (one frame each in the usual codecs)
     position_s: float = 0.0  # where decoding is, seconds from the first frame (kept by the source)
     first_trouble_s: float | None = None  # position of the last good frame before the first error
     first_gap_s: float | None = None  # position before the first run of missing frames
@@ -43,6 +44,11 @@ class DecodeHealth:
     def errors(self) -> int:
         """Decode errors of the stream: rejected packets plus corrupt packets and frames."""
         return self.rejected_packets + self.corrupt_packets + self.corrupt_frames
+
+    def undecoded(self, decoded: int) -> int:
+        """Packets that gave no frame, counted as lost frames only where decode errors show damage:
+        in a sound file a packet may legitimately make no frame (VP8's hidden frames, H.264 field pairs)."""
+        return max(0, self.packets - self.discarded_packets - decoded) if self.errors else 0
 
     def trouble(self, message: str = "") -> None:
         if self.first_trouble_s is None:
@@ -98,8 +104,8 @@ def loss_report(
     if missing > tolerance:
         source = "the container declares" if exact else "the container's duration implies"
         what = f"decoded {decoded} of {'' if exact else '~'}{expected} frames {source}"
-    elif health.rejected_packets:
-        what = f"the decoder rejected {health.rejected_packets} packet(s), so about as many frames are lost ({decoded} decoded)"
+    elif health.undecoded(decoded):
+        what = f"decoded {decoded} frames of {health.packets - health.discarded_packets} packets, {health.undecoded(decoded)} gave none"
     elif cut_short:
         what = f"decoded {decoded} frames, but {cut_short}"
     elif health.read_error:

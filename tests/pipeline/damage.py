@@ -9,12 +9,14 @@ import av
 import numpy as np
 
 
-def encode(path: Path, fmt: str, codec: str, frames: int, size: tuple[int, int] = (160, 96), fps: int = 30, options: dict | None = None) -> Path:
-    """A moving box on a ramp background, `frames` long; `options` go to the muxer (e.g. movflags)."""
+def encode(path: Path, fmt: str, codec: str, frames: int, size: tuple[int, int] = (160, 96), fps: int = 30, options: dict | None = None, gop: int = 30) -> Path:
+    """A moving box on a ramp background, `frames` long, a keyframe every `gop` frames (as cameras
+    write them: a damaged stretch costs up to the next one); `options` go to the muxer (e.g. movflags)."""
     w, h = size
     with av.open(str(path), "w", format=fmt, options=options or {}) as out:
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.codec_context.gop_size = gop
         for i in range(frames):
             image = np.full((h, w, 3), 40 + i % 60, np.uint8)
             x = (3 * i) % (w - 40)

@@ -158,3 +158,34 @@ def test_a_stream_whose_post_process_fails_ends_alone_with_its_outputs_up_to_the
     assert set(summary.errors) == {"clip"}
     assert summary.errors["clip"].startswith("post-processing failed at frame 3 (RuntimeError: bad output); this stream stopped there")
     assert summary.metrics["streams"]["video_0000"]["frames"] == 24 and summary.metrics["streams"]["clip"]["frames"] == 3
+
+
+def test_the_opencv_decoder_names_a_truncated_file_too(media, tmp_path):
+    half = damage.cut(media["avi"], tmp_path / "half.avi", 0.5)
+    pipe = Pipeline([SourceConfig(str(half), decoder="opencv")], FakeEngine())
+    frames = pipe.drain()
+    assert 0 < frames < FRAMES
+    assert pipe.errors["half"].startswith(f"{half}: decoded {frames} of ~{FRAMES} frames ")
+
+
+def test_decode_errors_missing_frames_and_clock_restarts_reach_every_metrics_output(media, tmp_path):
+    noisy = damage.overwrite(media["mp4"], tmp_path / "noisy.mp4", 0.6, 2000)
+    joined = damage.join([media["ts_a"], media["ts_b"]], tmp_path / "joined.ts")
+    pipe = Pipeline([SourceConfig(str(noisy)), SourceConfig(str(joined))], FakeEngine())
+    pipe.drain()
+    s = pipe.metrics.summary()["streams"]
+    assert s["noisy"]["decode_errors"] > 0 and s["noisy"]["frames_missing"] == FRAMES - s["noisy"]["frames_decoded"] > 0
+    assert s["joined"]["discontinuities"] == 1 and s["joined"]["frames_missing"] is None  # its duration restarted too
+    prom = pipe.metrics.prometheus_text()
+    assert f'trident_stream_decode_errors_total{{stream="noisy"}} {s["noisy"]["decode_errors"]}' in prom
+    assert f'trident_stream_missing_frames{{stream="noisy"}} {s["noisy"]["frames_missing"]}' in prom
+    assert 'trident_stream_discontinuities_total{stream="joined"} 1' in prom and 'missing_frames{stream="joined"}' not in prom
+    table = pipe.metrics.format_table().splitlines()
+    header = next(line for line in table if line.startswith("stream"))
+    row = next(line for line in table if line.startswith("joined")).split()
+    assert header.split()[5:7] == ["dec.err", "clock"] and row[6] == "1"
+
+
+def test_clock_jump_must_be_positive():
+    with pytest.raises(Exception, match="clock_jump_s must be > 0"):
+        SourceConfig("a.ts", clock_jump_s=0)
