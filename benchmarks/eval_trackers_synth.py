@@ -213,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="/tmp/synth_trk", help="output folder of `trident synth`")
     ap.add_argument("--split", choices=("all", "train", "val"), default="all", help="which videos (dataset.yaml splits)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="simulate the detector this many times per video (seeds seed, seed+1000, ...) and score all: "
+                    "differences of a few tenths of HOTA are noise of one draw")
     ap.add_argument("--config", action="append", default=[], metavar="YAML",
                     help="also score this TrackerConfig file (repeatable), e.g. tune-tracker's output")
     ap.add_argument("--cmc", choices=("none", "sparse", "ecc"), default=None,
@@ -261,17 +264,20 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="trident-eval-"))
     fps = 30.0
     try:
-        for k, gt_path in enumerate(seqs):
+        runs = [(r, k, p) for r in range(args.repeats) for k, p in enumerate(seqs)]
+        for r, k, gt_path in runs:
             gt = read_mot(gt_path)
             seq_dir = gt_path.parent.parent
+            name = seq_dir.name if args.repeats == 1 else f"{seq_dir.name}_r{r}"
             info = _seqinfo(seq_dir / "seqinfo.ini")
             fps = info["fps"]
-            frames = simulate(gt, info["width"], info["height"], NoiseModel(), seed=args.seed + k, n_frames=info["frames"])
+            frames = simulate(gt, info["width"], info["height"], NoiseModel(), seed=args.seed + 1000 * r + k,
+                              n_frames=info["frames"])
             gts.append(gt)
-            n_frames.append(len(frames))
-            write_dets(work / "dets" / f"{seq_dir.name}.txt", frames)
+            n_frames.append((name, len(frames)))
+            write_dets(work / "dets" / f"{name}.txt", frames)
             if args.write_dets:
-                out = Path(args.write_dets) / seq_dir.name
+                out = Path(args.write_dets) / name
                 write_dets(out / "det" / "det.txt", frames)
                 (out / "gt").mkdir(parents=True, exist_ok=True)
                 shutil.copy(gt_path, out / "gt" / "gt.txt")
@@ -285,19 +291,23 @@ def main(argv: list[str] | None = None) -> int:
             for name, (run, kind) in runners.items():
                 per[name].append(evaluate_mot(gt, run(frames, fps, motions[kind])))
         if not args.no_roboflow:
-            rf = run_roboflow(args.rf_python, work / "dets", work / "rf", fps, n_frames)
+            rf = run_roboflow(args.rf_python, work / "dets", work / "rf", fps, [n for _, n in sorted(n_frames)])
             if isinstance(rf, str):
                 notes.append(rf)
             else:
-                for name, folder in rf.items():
-                    per[name] = [evaluate_mot(gt, read_mot(folder / f"{p.parent.parent.name}.txt")) for gt, p in zip(gts, seqs)]
+                names = sorted(p.stem for p in (work / "dets").glob("*.txt"))
+                by_name = dict(zip([(seq.parent.parent.name if args.repeats == 1 else f"{seq.parent.parent.name}_r{r}")
+                                    for r, _, seq in runs], gts))
+                for peer, folder in rf.items():
+                    per[peer] = [evaluate_mot(by_name[n], read_mot(folder / f"{n}.txt")) for n in names]
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     combined = {name: combine_metrics(ms) for name, ms in per.items() if ms}
     n_gt = sum(len(g.frames) for g in gts)
     camera = "moving camera" if moving else "fixed camera"
-    print(f"{len(seqs)} videos ({args.split}, {camera}), {n_gt} ground-truth boxes, seed {args.seed}")
+    draws = f", {args.repeats} detector draws each" if args.repeats > 1 else ""
+    print(f"{len(seqs)} videos ({args.split}, {camera}{draws}), {n_gt} ground-truth boxes, seed {args.seed}")
     print(format_table(combined))
     if cmc_ms:
         print(f"camera motion ({cmc}): median {np.median(cmc_ms):.2f} ms, p95 {np.percentile(cmc_ms, 95):.2f} ms a frame "

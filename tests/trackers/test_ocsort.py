@@ -16,11 +16,11 @@ FPS = 30.0
 
 def _stop_while_hidden(tracker, dets, box) -> list[list[int]]:
     """Moves right 6 px a frame, is hidden for frames 20-29 and stops there (at
-    x = 182, 18 px past its last sighting); IDs reported per frame."""
+    x = 170, 6 px past its last sighting); IDs reported per frame."""
     out = []
     for f in range(45):
         visible = not (20 <= f < 30)
-        x = 50 + 6 * min(f, 22)
+        x = 50 + 6 * min(f, 20)
         out.append(tracker.update(dets([box(x, 60)] if visible else []), f / FPS).track_ids.tolist())
     return out
 
@@ -35,7 +35,7 @@ def _stop_while_hidden(tracker, dets, box) -> list[list[int]]:
     ],
 )
 def test_an_object_that_stopped_while_hidden_keeps_its_id_only_with_ocsort_recovery(algorithm, extra, ids, dets, box) -> None:
-    # The prediction coasts on at 6 px/frame, 60 px past the object, where a
+    # The prediction coasts on at 6 px/frame, ~60 px past the object, where a
     # 40-px box has no IoU with it; OC-SORT finds it by its last observed box.
     seen = _stop_while_hidden(make_tracker(TrackerConfig(algorithm=algorithm, **extra)), dets, box)
     assert sorted({i for frame in seen for i in frame}) == ids
@@ -115,6 +115,34 @@ def test_momentum_term_is_plus_minus_half_the_weight_times_score_and_zero_withou
     assert m[0, 0] == pytest.approx(0.2 * 0.5) and m[0, 1] == pytest.approx(-0.2 * 1.0)
     assert abs(m[0, 2]) < 0.2 * 0.8 * 0.5                                  # off to the side: in between
     assert m[1].tolist() == [0.0, 0.0, 0.0]                                 # one observation: no direction
+
+
+def test_momentum_ignores_the_direction_of_a_track_that_moved_less_than_its_jitter(dets, box) -> None:
+    # 1 px a frame on a 40x80 box: 3 px over the window, below 0.2 box sizes.
+    terms = {}
+    for floor in (0.2, 0.0):
+        tracker = make_tracker(TrackerConfig(algorithm="ocsort", momentum_min_motion=floor))
+        for f in range(6):
+            tracker.update(dets([box(100 + f, 100)]), f / FPS)
+        terms[floor] = tracker.momentum(np.array([0]), np.arange(1), dets([box(400, 100)]))[0, 0]
+    assert terms[0.2] == 0.0 and terms[0.0] == pytest.approx(0.2 * 0.9 / 2)
+
+
+def test_a_lost_track_takes_a_weak_box_under_ocsort_but_waits_for_a_strong_one_under_bytetrack(dets, box) -> None:
+    # Missed for two frames behind something, then seen only weakly (score 0.2) for five.
+    seen = {}
+    for algorithm in ("bytetrack", "ocsort"):
+        tracker = make_tracker(TrackerConfig(algorithm=algorithm))
+        ids = []
+        for f in range(20):
+            if f in (10, 11):
+                d = dets([])
+            else:
+                d = dets([box(50 + 3 * f, 60)], scores=[0.2 if 12 <= f < 17 else 0.9])
+            ids.append(tracker.update(d, f / FPS).track_ids.tolist())
+        seen[algorithm] = ids[12:17]
+    assert seen["ocsort"] == [[1]] * 5
+    assert seen["bytetrack"] == [[]] * 5
 
 
 @pytest.mark.parametrize(
