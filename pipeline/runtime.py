@@ -132,7 +132,9 @@ class Pipeline:
     @property
     def total_frames(self) -> int | None:
         totals = [s.total_frames for s in self.sources.values()]
-        return None if any(t is None for t in totals) else sum(totals)
+        if any(t is None for t in totals):
+            return None
+        return sum(min(t, s.cfg.max_frames) if s.cfg.max_frames else t for t, s in zip(totals, self.sources.values()))
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -54,7 +54,8 @@ class _CaptureSource(Source):
                 cap.release()
             if self.stop_event.is_set():
                 return
-            fatal = f"{self._describe()} gave no frames after {{attempts}} attempt(s); {self._hint()}"
+            what = f"{self._describe()}".replace("{", "{{").replace("}", "}}")  # the message is a template for the attempt count
+            fatal = f"{what} gave no frames after {{attempts}} attempt(s); {self._hint()}"
             if not retry.lost("capture lost", last_frame_at, fatal):
                 return
 

@@ -53,3 +53,12 @@ def test_a_one_line_error_that_quotes_a_source_url_never_shows_its_password(tmp_
     err = capsys.readouterr().err
     assert "does not parse as YAML" in err and "admin:***@10.0.0.7" in err
     assert "s3cr" not in err and "t/pw" not in err
+
+
+def test_the_progress_total_counts_max_frames(clips, tiny_onnx):
+    import pipeline
+    from pipeline.sources import SourceConfig
+
+    pipe = pipeline.stream([SourceConfig(uri=str(clips[0]), max_frames=5), str(clips[1])], str(tiny_onnx))
+    assert sum(1 for _ in pipe) == 5 + 15
+    assert pipe.total_frames == 5 + 15  # the bar's total: what will be processed, not the files' lengths
