@@ -20,6 +20,7 @@ import time
 
 from pipeline.sources.base import FatalError, Reconnector, Source, SourceState
 from pipeline.sources.decode import timed_frames
+from pipeline.sources.integrity import DecodeHealth
 from pipeline.sources.uri import ffmpeg_url, redact
 
 log = logging.getLogger("trident.source")
@@ -109,8 +110,12 @@ class RtspSource(Source):
                     stream.thread_type = "AUTO"
                     self._set_state(SourceState.STREAMING)
                     self._last_frame = time.monotonic()
+                    # a packet the decoder rejects (lost over UDP, a glitching camera) is skipped and counted,
+                    # not a reason to tear the connection down and lose the frames after it
+                    health, counted = DecodeHealth(), self.stats.decode_errors
                     try:
-                        for image, _, decode_s in timed_frames(container, stream):
+                        for image, _, decode_s in timed_frames(container, stream, health):
+                            self.stats.decode_errors = counted + health.errors
                             now = time.monotonic()
                             retry.frame(now)
                             self._last_frame = now
@@ -121,6 +126,8 @@ class RtspSource(Source):
                     except (av.error.FFmpegError, OSError) as exc:
                         reason = self._reason(exc)
                         self._flag_stall()
+                    finally:
+                        self.stats.decode_errors = counted + health.errors
             if self.stop_event.is_set():
                 return
             if not retry.lost(reason, self._last_frame if self.stats.frames else None, fatal):
