@@ -152,7 +152,10 @@ class OcSortTracker(BaseTracker):
 
         # 1. Confident detections go to established tracks, IoU + momentum.
         iou = self.similarity(established, high, dets, fuse_score=cfg.fuse_score)
-        sim = iou + self.momentum(established, high, dets) if cfg.momentum_weight > 0 and iou.size else iou
+        if cfg.momentum_weight > 0 and iou.size:
+            sim = iou + self.momentum(established, high, dets, where=iou >= cfg.match_iou)
+        else:
+            sim = iou
         m1 = assign(sim, cfg.match_iou, gate=iou)
         left_tracks = established[m1.unmatched_rows]
         left_high = high[m1.unmatched_cols]
@@ -186,7 +189,7 @@ class OcSortTracker(BaseTracker):
         born = born[scores[born] >= cfg.new_track_score]
         table.spawn(born, dets, now, confirmed=first and cfg.confirm_on_first_frame)
 
-    def momentum(self, rows: np.ndarray, det_rows: np.ndarray, dets: Detections) -> np.ndarray:
+    def momentum(self, rows: np.ndarray, det_rows: np.ndarray, dets: Detections, where: np.ndarray | None = None) -> np.ndarray:
         """[len(rows), len(det_rows)] momentum term of the first association.
 
         Each track's direction runs from its oldest kept observation to its
@@ -195,8 +198,10 @@ class OcSortTracker(BaseTracker):
         times the detection score (a weak box should not steer by direction),
         `momentum_weight`, and how far the track moved over the window
         (`momentum_min_motion`). A track with one observation has no
-        direction and gets 0.
+        direction and gets 0. `where` (bool, same shape) limits the work to
+        the pairs that can match at all; the rest are 0.
         """
+        out = np.zeros((len(rows), len(det_rows)))
         table = self.table
         n = table.n_obs[rows]
         anchor = table.obs[rows, table.window - n]
@@ -204,8 +209,6 @@ class OcSortTracker(BaseTracker):
         a = 0.5 * (anchor[:, :2] + anchor[:, 2:])
         v = 0.5 * (newest[:, :2] + newest[:, 2:]) - a
         norm = np.hypot(v[:, 0], v[:, 1])
-        has_direction = (n > 1) & (norm > 1e-6)
-        v = v / np.where(has_direction, norm, 1.0)[:, None]
         # A direction measured over less motion than the detector's jitter is
         # noise: it counts from momentum_min_motion box sizes of travel and
         # fully from twice that.
@@ -215,10 +218,16 @@ class OcSortTracker(BaseTracker):
             trust = np.clip(norm / (floor * size) - 1.0, 0.0, 1.0)
         else:
             trust = np.ones(len(rows))
-        d_boxes = dets.boxes[det_rows].astype(np.float64)
-        d = 0.5 * (d_boxes[None, :, :2] + d_boxes[None, :, 2:]) - a[:, None, :]
-        d /= np.maximum(np.hypot(d[..., 0], d[..., 1]), 1e-6)[..., None]
-        cos = np.clip(v[:, None, 0] * d[..., 0] + v[:, None, 1] * d[..., 1], -1.0, 1.0)
-        agree = (np.pi / 2 - np.arccos(cos)) / np.pi
-        weight = self.config.momentum_weight * dets.scores[det_rows].astype(np.float64)
-        return np.where(has_direction[:, None], agree * weight[None, :] * trust[:, None], 0.0)
+        trust[(n < 2) | (norm <= 1e-6)] = 0.0
+        pairs = trust[:, None] > 0 if where is None else where & (trust[:, None] > 0)
+        r, c = np.nonzero(np.broadcast_to(pairs, out.shape))
+        if len(r) == 0:
+            return out
+        u = v[r] / norm[r, None]
+        d_boxes = dets.boxes[det_rows[c]].astype(np.float64)
+        d = 0.5 * (d_boxes[:, :2] + d_boxes[:, 2:]) - a[r]
+        d /= np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-6)[:, None]
+        cos = np.clip(u[:, 0] * d[:, 0] + u[:, 1] * d[:, 1], -1.0, 1.0)
+        # (pi/2 - arccos(cos)) / pi, written as arcsin.
+        out[r, c] = np.arcsin(cos) / np.pi * self.config.momentum_weight * dets.scores[det_rows[c]] * trust[r]
+        return out
