@@ -181,6 +181,13 @@ def recorded_motions(camera_txt: Path, n: int) -> list:
     return [None] + [(views[f + 1] @ np.linalg.inv(views[f]))[:2] for f in range(1, n)]
 
 
+def _seq_name(gt_path: Path, with_dataset: bool, repeat: int | None) -> str:
+    """A file name for one (dataset, video, detector draw)."""
+    seq_dir = gt_path.parent.parent
+    name = f"{seq_dir.parent.parent.name}-{seq_dir.name}" if with_dataset else seq_dir.name
+    return name if repeat is None else f"{name}_r{repeat}"
+
+
 def _videos(data: Path, split: str) -> list[Path]:
     seqs = sorted(data.glob("mot/*/gt/gt.txt"))
     if split != "all":
@@ -210,7 +217,7 @@ def run_roboflow(rf_python: str, dets_dir: Path, out_dir: Path, fps: float, n_fr
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="/tmp/synth_trk", help="output folder of `trident synth`")
+    ap.add_argument("--data", nargs="+", default=["/tmp/synth_trk"], help="output folder(s) of `trident synth`, scored together")
     ap.add_argument("--split", choices=("all", "train", "val"), default="all", help="which videos (dataset.yaml splits)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=1,
@@ -228,10 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None, help="write the numbers here too")
     args = ap.parse_args(argv)
 
-    data = Path(args.data)
-    seqs = _videos(data, args.split)
+    seqs = [p for d in args.data for p in _videos(Path(d), args.split)]
     if not seqs:
-        raise TridentError(f"no mot/*/gt/gt.txt under {args.data}; run `trident synth --out {args.data}` first")
+        raise TridentError(f"no mot/*/gt/gt.txt under {' '.join(args.data)}; run `trident synth --out {args.data[0]}` first")
     moving = any((p.parent.parent / "camera.txt").exists() for p in seqs)
     cmc = args.cmc or ("sparse" if moving else "none")
 
@@ -268,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         for r, k, gt_path in runs:
             gt = read_mot(gt_path)
             seq_dir = gt_path.parent.parent
-            name = seq_dir.name if args.repeats == 1 else f"{seq_dir.name}_r{r}"
+            name = _seq_name(gt_path, len(args.data) > 1, r if args.repeats > 1 else None)
             info = _seqinfo(seq_dir / "seqinfo.ini")
             fps = info["fps"]
             frames = simulate(gt, info["width"], info["height"], NoiseModel(), seed=args.seed + 1000 * r + k,
@@ -284,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.copy(seq_dir / "seqinfo.ini", out / "seqinfo.ini")
             motions: dict[str, list | None] = {None: None}
             if cmc != "none":
-                motions["estimated"], ms = estimated_motions(data / "videos" / f"{seq_dir.name}.mp4", frames, cmc)
+                motions["estimated"], ms = estimated_motions(seq_dir.parent.parent / "videos" / f"{seq_dir.name}.mp4", frames, cmc)
                 cmc_ms.extend(ms)
                 if moving:
                     motions["recorded"] = recorded_motions(seq_dir / "camera.txt", len(frames))
@@ -296,8 +302,7 @@ def main(argv: list[str] | None = None) -> int:
                 notes.append(rf)
             else:
                 names = sorted(p.stem for p in (work / "dets").glob("*.txt"))
-                by_name = dict(zip([(seq.parent.parent.name if args.repeats == 1 else f"{seq.parent.parent.name}_r{r}")
-                                    for r, _, seq in runs], gts))
+                by_name = dict(zip([_seq_name(seq, len(args.data) > 1, r if args.repeats > 1 else None) for r, _, seq in runs], gts))
                 for peer, folder in rf.items():
                     per[peer] = [evaluate_mot(by_name[n], read_mot(folder / f"{n}.txt")) for n in names]
     finally:
