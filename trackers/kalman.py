@@ -50,9 +50,11 @@ def cxcywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
     """[N,4] centre/size -> [N,4] xyxy. Negative predicted sizes (a shrinking
     velocity run over a long gap) are clipped to zero so boxes stay valid."""
     b = np.asarray(boxes, dtype=np.float64)
-    half_w = 0.5 * np.maximum(b[:, 2], 0.0)
-    half_h = 0.5 * np.maximum(b[:, 3], 0.0)
-    return np.stack([b[:, 0] - half_w, b[:, 1] - half_h, b[:, 0] + half_w, b[:, 1] + half_h], axis=1)
+    half = 0.5 * np.maximum(b[:, 2:4], 0.0)
+    out = np.empty((len(b), 4))
+    np.subtract(b[:, :2], half, out=out[:, :2])
+    np.add(b[:, :2], half, out=out[:, 2:])
+    return out
 
 
 class BoxKalmanFilter:
@@ -83,9 +85,8 @@ class BoxKalmanFilter:
     @staticmethod
     def _size_scale(x: np.ndarray) -> np.ndarray:
         """[M,4] per-coordinate size (w, h, w, h), floored so noise stays > 0."""
-        w = np.maximum(x[:, 2], _MIN_NOISE_SIZE)
-        h = np.maximum(x[:, 3], _MIN_NOISE_SIZE)
-        return np.stack([w, h, w, h], axis=1)
+        wh = np.maximum(x[:, 2:4], _MIN_NOISE_SIZE)
+        return np.concatenate([wh, wh], axis=1)
 
     def process_noise(self, x: np.ndarray, steps: float | np.ndarray) -> np.ndarray:
         """[M,8,8] diagonal Q for `steps` nominal frames (a number, or one per row), scaled by each box's size."""
