@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -170,7 +169,6 @@ def test_tiny_overfit_cuts_the_total_loss_at_least_4x_within_150_steps():
     images, targets = _batch(4, seed=10)
     net = build_model(ModelConfig(input_hw=HW)).train()
     optimiser = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=0.0)
-    start = time.perf_counter()
     history = []
     for _ in range(150):
         _, losses = net(images, targets)
@@ -186,7 +184,6 @@ def test_tiny_overfit_cuts_the_total_loss_at_least_4x_within_150_steps():
     assert history[-1]["loss_sem_seg"] < first["loss_sem_seg"] / 3
     assert history[-1]["loss_inst_mask"] < first["loss_inst_mask"] / 3
     assert history[-1]["loss_det_box"] < first["loss_det_box"] / 5
-    assert time.perf_counter() - start < 120
 
 
 def test_tal_picks_the_best_aligned_anchor_inside_the_gt_box():
