@@ -123,6 +123,17 @@ class BaseTracker(abc.ABC):
         """Match this frame's usable detections to the (already predicted)
         tracks, mark the rest missed and spawn new tracks."""
 
+    def partition(self, dets: Detections, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """This frame's (confident detection rows, weak detection rows, established track rows, tentative track rows).
+
+        Confident: score >= high_score; weak: low_score <= score < high_score (ByteTrack's
+        second stage); established: confirmed or lost tracks, which may take either."""
+        cfg, state = self.config, self.table.state
+        high = np.flatnonzero(usable & (dets.scores >= cfg.high_score))
+        low = np.flatnonzero(usable & (dets.scores >= cfg.low_score) & (dets.scores < cfg.high_score))
+        established = np.flatnonzero((state == int(TrackState.CONFIRMED)) | (state == int(TrackState.LOST)))
+        return high, low, established, np.flatnonzero(state == int(TrackState.TENTATIVE))
+
     def similarity(self, rows: np.ndarray, det_rows: np.ndarray, dets: Detections, fuse_score: bool = False,
                    track_boxes: np.ndarray | None = None) -> np.ndarray:
         """[len(rows), len(det_rows)] similarity of predicted tracks to detections.

@@ -41,11 +41,7 @@ class ByteTracker(BaseTracker):
     def _associate(self, dets: Detections, usable: np.ndarray, now: float, first: bool) -> None:
         cfg = self.config
         table = self.table
-        scores = dets.scores
-        high = np.flatnonzero(usable & (scores >= cfg.high_score))
-        low = np.flatnonzero(usable & (scores >= cfg.low_score) & (scores < cfg.high_score))
-        established = np.flatnonzero((table.state == CONFIRMED) | (table.state == LOST))
-        tentative = np.flatnonzero(table.state == TENTATIVE)
+        high, low, established, tentative = self.partition(dets, usable)
 
         # 1. Confident detections go to established tracks first.
         m1 = assign(self.similarity(established, high, dets, fuse_score=cfg.fuse_score), cfg.match_iou)
@@ -75,5 +71,5 @@ class ByteTracker(BaseTracker):
 
         # 4. Births.
         born = left_high[m3.unmatched_cols]
-        born = born[scores[born] >= cfg.new_track_score]
+        born = born[dets.scores[born] >= cfg.new_track_score]
         table.spawn(born, dets, now, confirmed=first and cfg.confirm_on_first_frame)

@@ -144,11 +144,7 @@ class OcSortTracker(BaseTracker):
     def _associate(self, dets: Detections, usable: np.ndarray, now: float, first: bool) -> None:
         cfg = self.config
         table = self.table
-        scores = dets.scores
-        high = np.flatnonzero(usable & (scores >= cfg.high_score))
-        low = np.flatnonzero(usable & (scores >= cfg.low_score) & (scores < cfg.high_score))
-        established = np.flatnonzero((table.state == CONFIRMED) | (table.state == LOST))
-        tentative = np.flatnonzero(table.state == TENTATIVE)
+        high, low, established, tentative = self.partition(dets, usable)
 
         # 1. Confident detections go to established tracks, IoU + momentum.
         iou = self.similarity(established, high, dets, fuse_score=cfg.fuse_score)
@@ -186,7 +182,7 @@ class OcSortTracker(BaseTracker):
 
         # 5. Births.
         born = left_high[m4.unmatched_cols]
-        born = born[scores[born] >= cfg.new_track_score]
+        born = born[dets.scores[born] >= cfg.new_track_score]
         table.spawn(born, dets, now, confirmed=first and cfg.confirm_on_first_frame)
 
     def momentum(self, rows: np.ndarray, det_rows: np.ndarray, dets: Detections, where: np.ndarray | None = None) -> np.ndarray:
