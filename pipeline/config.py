@@ -17,7 +17,7 @@ from pipeline.batcher import BatchConfig
 from pipeline.draw import DrawConfig
 from pipeline.sources.base import SourceConfig
 from pipeline.sources.uri import classify, redact
-from pipeline.config_files import apply_override, config_from_dict, load_config_file
+from pipeline.config_files import apply_override, config_from_dict, load_config_file  # noqa: F401 (re-exported for callers of pipeline.config)
 from pipeline.errors import TridentError
 from trackers.config import TrackerConfig
 
