@@ -28,7 +28,6 @@ which is what a tracker without CMC assumes anyway.
 
 from __future__ import annotations
 
-import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -185,21 +184,11 @@ class CameraMotion:
         return M
 
 
-# One estimator per tracker, i.e. per stream: the state lives exactly as long
-# as the stream's tracker, and the runtime needs no table of its own.
-_ESTIMATORS: "weakref.WeakKeyDictionary[Any, CameraMotion]" = weakref.WeakKeyDictionary()
-
-
-def update_with_camera_motion(tracker: Any, detections: "Detections", frame: Any) -> "Tracks":
-    """`tracker.update(detections, frame.pts)`, compensating the camera's
-    motion first when the tracker's config asks for it (`cmc`)."""
-    method = getattr(tracker.config, "cmc", "none")
-    if method == "none":
+def update_with_camera_motion(tracker: Any, detections: "Detections", frame: Any, motion: CameraMotion | None) -> "Tracks":
+    """`tracker.update(detections, frame.pts)`, compensating the camera's motion first when the
+    stream has an estimator (`motion`, one per stream, owned like the stream's tracker)."""
+    if motion is None:
         return tracker.update(detections, frame.pts)
-    cm = _ESTIMATORS.get(tracker)
-    if cm is None or cm.method != method:
-        cm = _ESTIMATORS[tracker] = CameraMotion(method)
     if tracker.frame_count == 0 or getattr(frame, "discontinuity", False):
-        cm.reset()  # a new stream or a reconnect: the last picture is not the previous frame
-    M = cm.step(frame.image, detections.boxes)
-    return tracker.update(detections, frame.pts, camera_motion=M)
+        motion.reset()  # a new stream or a restarted clock: the last picture is not the previous frame
+    return tracker.update(detections, frame.pts, camera_motion=motion.step(frame.image, detections.boxes))

@@ -34,6 +34,7 @@ from engines.base import Engine
 from engines.postprocess import PostprocessConfig, RawOutputs, postprocess
 from engines.preprocess import letterbox_batch
 from pipeline.batcher import BatchConfig, Batcher
+from pipeline.camera_motion import update_with_camera_motion
 from pipeline.metrics import Metrics
 from pipeline.sinks.base import Sink, SinkRunner
 from pipeline.sources import Source, SourceConfig, make_source
@@ -107,6 +108,11 @@ class Pipeline:
             from trackers.factory import make_tracker
 
             self.trackers = {sid: make_tracker(tracker) for sid in self.sources}
+        self.camera_motion = {}  # one estimator per stream when tracker.cmc asks for it (OpenCV only then)
+        if tracker is not None and tracker.cmc != "none":
+            from pipeline.camera_motion import CameraMotion
+
+            self.camera_motion = {sid: CameraMotion(tracker.cmc) for sid in self.sources}
         self._sink_factory = sinks
         self.sink_runners: dict[str, list[SinkRunner]] = {}
         self.errors: dict[str, str] = {}
@@ -231,9 +237,7 @@ class Pipeline:
             return None
         if getattr(frame, "discontinuity", False):
             tracker.reset(keep_ids=True)  # the file's clock restarted: its tracks end, IDs go on
-        from pipeline.camera_motion import update_with_camera_motion  # OpenCV only when tracker.cmc asks for it
-
-        return update_with_camera_motion(tracker, dets, frame)
+        return update_with_camera_motion(tracker, dets, frame, self.camera_motion.get(frame.stream_id))
 
     def _fail(self, frame: DecodedFrame, stage: str, exc: Exception) -> None:
         """End one stream after a failure in the runtime, keep the others going."""

@@ -123,6 +123,7 @@ def test_the_runtime_helper_keeps_an_object_through_a_camera_shake(world) -> Non
     results = {}
     for cmc in ("sparse", "none"):
         tracker = make_tracker(TrackerConfig(cmc=cmc))
+        motion = CameraMotion(cmc) if cmc != "none" else None  # what the runtime keeps per stream
         ids = []
         for f, dx in enumerate(shifts):
             A = _similarity(1.0, 0.0, -300.0 + dx, -200.0)
@@ -130,7 +131,7 @@ def test_the_runtime_helper_keeps_an_object_through_a_camera_shake(world) -> Non
             dets = Detections(np.array([[x0, 200, x0 + 40, 280]], np.float32), np.array([0.9], np.float32),
                               np.zeros(1, np.int32))
             frame = SimpleNamespace(image=_view(card, A), pts=f / 30.0)
-            ids.append(update_with_camera_motion(tracker, dets, frame).track_ids.tolist())
+            ids.append(update_with_camera_motion(tracker, dets, frame, motion).track_ids.tolist())
         results[cmc] = ids
     assert results["sparse"] == [[1]] * 20
     assert sum(map(len, results["none"])) <= 11
