@@ -21,7 +21,7 @@ def run_bench(engine: Engine, frames: list[np.ndarray], batch: int, iters: int, 
     for i in range(warmup + iters):
         chunk = [frames[(i * batch + j) % len(frames)] for j in range(batch)]
         t0 = time.perf_counter()
-        images, lbs = letterbox_batch(chunk, spec.input_hw, device)
+        images, lbs = letterbox_batch(chunk, spec.input_hw, device, spec.resize)
         t1 = time.perf_counter()
         raw = engine.infer(images)
         if device != "cpu":

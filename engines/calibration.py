@@ -38,11 +38,11 @@ def read_calibration_image(path: Path) -> np.ndarray:
     return image
 
 
-def calibration_batches(files: list[Path], input_hw: tuple[int, int], batch: int) -> Iterator[np.ndarray]:
+def calibration_batches(files: list[Path], input_hw: tuple[int, int], batch: int, resize: str = "letterbox") -> Iterator[np.ndarray]:
     """uint8 [B,3,H,W] BGR batches, letterboxed by the pipeline's own `letterbox_batch`; the last partial batch
     is dropped because the calibrator must hand TensorRT full batches."""
     from engines.preprocess import letterbox_batch
 
     for start in range(0, len(files) - batch + 1, batch):
         images = [read_calibration_image(path) for path in files[start : start + batch]]
-        yield letterbox_batch(images, input_hw)[0]
+        yield letterbox_batch(images, input_hw, resize=resize)[0]

@@ -21,7 +21,7 @@ import numpy as np
 
 from pipeline.errors import TridentError
 
-from pipeline.letterbox import Letterbox
+from pipeline.letterbox import RESIZE_MODES, Letterbox
 
 PAD_VALUE = 114
 
@@ -81,15 +81,21 @@ def letterbox_labels(labels: np.ndarray, lb: Letterbox, fill: int) -> np.ndarray
     return _place(resize_labels(labels, _resized_hw(lb)), lb, fill)
 
 
-def letterbox_batch(images: Sequence[np.ndarray], input_hw: tuple[int, int], device: str = "cpu") -> tuple[Any, list[Letterbox]]:
+def letterbox_batch(
+    images: Sequence[np.ndarray], input_hw: tuple[int, int], device: str = "cpu", resize: str = "letterbox"
+) -> tuple[Any, list[Letterbox]]:
     """Frames (any sizes) -> (uint8 [B,3,ih,iw] batch, one Letterbox per frame).
 
     device "cpu" returns a numpy array; "cuda" (or "cuda:N") returns a torch CUDA
     tensor, resized on the GPU so only the small uint8 frames cross the bus.
+    `resize` is the model's ModelSpec.resize: "letterbox" (aspect kept, padded)
+    or "stretch" (each axis resized to the input, for models trained so).
     """
     if not images:
         raise TridentError("letterbox_batch got no frames")
-    lbs = [Letterbox.fit(im.shape[:2], input_hw) for im in images]
+    if resize not in RESIZE_MODES:
+        raise TridentError(f"unknown resize mode '{resize}'; expected one of {', '.join(RESIZE_MODES)}")
+    lbs = [Letterbox.for_mode(resize, im.shape[:2], input_hw) for im in images]
     if device == "cpu":
         batch = np.empty((len(images), 3, *input_hw), np.uint8)
         for i, (im, lb) in enumerate(zip(images, lbs)):

@@ -34,7 +34,7 @@ def quantize_int8(onnx_in: str | Path, onnx_out: str | Path, frames: Iterable[np
     onnx_in, onnx_out = Path(onnx_in), Path(onnx_out)
     source = onnx.load(str(onnx_in))
     spec = spec_from_metadata(onnx_in, {p.key: p.value for p in source.metadata_props})
-    batches = [letterbox_batch([f], spec.input_hw)[0] for f in frames]
+    batches = [letterbox_batch([f], spec.input_hw, resize=spec.resize)[0] for f in frames]
     if not batches:
         raise TridentError("INT8 calibration needs at least one frame; pass --calib-data with images")
 

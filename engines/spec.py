@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import TridentError
+from pipeline.letterbox import RESIZE_MODES
 
 SPEC_METADATA_KEY = "trident.spec"
 SPEC_FORMAT = 1
@@ -34,6 +35,9 @@ class ModelSpec:
     precision: str = "fp32"
     source: str = ""  # checkpoint or ONNX file the artifact was made from, for humans
     extra: dict[str, Any] = field(default_factory=dict)
+    # how frames are fitted into the input: "letterbox" (Trident, Ultralytics) or "stretch" (models
+    # trained on plainly resized frames, e.g. NanoDet); every preprocess call reads it from here
+    resize: str = "letterbox"
 
     def __post_init__(self) -> None:
         h, w = self.input_hw
@@ -49,6 +53,8 @@ class ModelSpec:
             raise TridentError("a detection model needs class_names")
         if "sem_logits" in self.output_names and not self.sem_class_names:
             raise TridentError("a semantic model needs sem_class_names")
+        if self.resize not in RESIZE_MODES:
+            raise TridentError(f"unknown resize mode '{self.resize}'; expected one of {', '.join(RESIZE_MODES)}")
 
     @property
     def has_masks(self) -> bool:

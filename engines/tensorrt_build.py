@@ -116,7 +116,7 @@ def build_engine(onnx_path: Path, out_path: Path, cfg: BuildConfig) -> Path:
 
         files = list_calibration_images(Path(cfg.calib_data), cfg.calib_images)
         calib_cache = (cfg.cache_dir / f"{onnx_sha[:16]}.calib") if cfg.cache_dir else out_path.with_suffix(".calib")
-        calibrator = make_entropy_calibrator(calibration_batches(files, spec.input_hw, cfg.calib_batch), cfg.calib_batch, calib_cache)
+        calibrator = make_entropy_calibrator(calibration_batches(files, spec.input_hw, cfg.calib_batch, spec.resize), cfg.calib_batch, calib_cache)
         config.set_flag(trt.BuilderFlag.INT8)
         config.int8_calibrator = calibrator
         config.set_calibration_profile(profile)

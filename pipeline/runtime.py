@@ -177,7 +177,7 @@ class Pipeline:
             return
         spec = self.engine.spec
         t0 = time.perf_counter()
-        batch, letterboxes = letterbox_batch([f.image for f in frames], spec.input_hw, self._device)
+        batch, letterboxes = letterbox_batch([f.image for f in frames], spec.input_hw, self._device, spec.resize)
         t1 = time.perf_counter()
         raw = self.engine.infer(batch)
         t2 = time.perf_counter()
