@@ -65,7 +65,9 @@ def _check_outputs_free(cfg: RunConfig, out: Path, stream_ids: list[str]) -> Non
                 raise TridentError(f"output {path} is an existing directory; remove it or choose another --out")
 
 
-def _sink_factory(cfg: RunConfig, out: Path, class_names: tuple[str, ...], sem_names: tuple[str, ...], outputs: dict[str, list[str]]):
+def _sink_factory(cfg: RunConfig, out: Path, class_names: tuple[str, ...], sem_names: tuple[str, ...], outputs: dict[str, list[str]], extra=None):
+    """`extra(source) -> (sinks, picture_sinks)`: more sinks per stream (`trident serve`'s live preview
+    is a picture sink, drawn by the same annotation stage as the MP4)."""
     from pipeline.draw import Annotator
     from pipeline.sinks import AnnotationStage, ImageSink, JsonlSink, MotSink, VideoSink, WindowSink
 
@@ -98,6 +100,10 @@ def _sink_factory(cfg: RunConfig, out: Path, class_names: tuple[str, ...], sem_n
         if o.show:
             pictures.append(WindowSink(sid))
             paths.append(sid)
+        if extra is not None:
+            more_sinks, more_pictures = extra(source)
+            sinks.extend(more_sinks)
+            pictures.extend(more_pictures)
         if pictures:
             sinks.append(AnnotationStage(Annotator(class_names, sem_names, cfg.draw), pictures, name=f"annotate:{sid}"))
         outputs[sid] = paths

@@ -33,16 +33,34 @@ class BatchConfig:
 
 
 class Batcher:
-    def __init__(self, queues: dict[str, BoundedQueue], cfg: BatchConfig, wakeup: threading.Event):
+    """`keep_open` (a service): with no stream left the batcher stays active and waits for `add()`;
+    `add()`/`remove()` are called between `next_batch()` calls by the thread that calls it (the
+    runtime's loop: other threads hand it their requests), so none of this needs a lock."""
+
+    def __init__(self, queues: dict[str, BoundedQueue], cfg: BatchConfig, wakeup: threading.Event, keep_open: bool = False):
         self.queues = dict(queues)
         self.cfg = cfg
         self.wakeup = wakeup  # set by producers on every put, so an idle batcher sleeps instead of polling
+        self.keep_open = keep_open
         self._order = list(self.queues)
         self._next = 0
 
     @property
     def active(self) -> bool:
-        return bool(self.queues)
+        return bool(self.queues) or self.keep_open
+
+    def add(self, stream_id: str, queue: BoundedQueue) -> None:
+        """A stream joins at the end of the round-robin order; it is read from the next batch on."""
+        if stream_id in self.queues:
+            raise TridentError(f"stream {stream_id!r} is already being batched")
+        self.queues[stream_id] = queue
+        self._order.append(stream_id)
+
+    def remove(self, stream_id: str) -> None:
+        """A stream leaves now; frames still in its queue are not read (the caller closes the queue)."""
+        if self.queues.pop(stream_id, None) is not None:
+            self._order.remove(stream_id)
+            self._next = 0
 
     def _take_one(self, stream_id: str) -> Frame | EndOfStream | None:
         try:
@@ -55,11 +73,15 @@ class Batcher:
     def next_batch(self, stop: threading.Event | None = None) -> tuple[list[Frame], list[EndOfStream]]:
         """Up to max_batch frames in per-stream order, and the streams that ended meanwhile.
 
-        Returns ([], []) only when stopped or when every stream has ended.
+        Returns ([], []) only when stopped or when every stream has ended, or (`keep_open`) after an
+        idle wait of at most 0.1 s.
         """
         frames: list[Frame] = []
         ended: list[EndOfStream] = []
         deadline: float | None = None
+        if self.keep_open and not self.queues:
+            self.wakeup.wait(0.1)  # serving with no camera: sleep until one is added (add_source sets wakeup)
+            return frames, ended
         while self.queues and len(frames) < self.cfg.max_batch:
             self.wakeup.clear()
             progressed = False
@@ -91,6 +113,11 @@ class Batcher:
                 break
             if progressed:
                 continue
+            if self.keep_open and not frames:
+                # serving: hand back after one idle wait, so streams added or removed meanwhile are
+                # applied even while every camera is silent (down, reconnecting)
+                self.wakeup.wait(0.1)
+                break
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 break
