@@ -18,7 +18,7 @@ import numpy as np
 from pipeline.errors import ContractError
 from pipeline.masks import InstanceMasks
 
-__all__ = ["Frame", "Detections", "InstanceMasks", "SemanticMap", "Tracks", "FrameResult"]
+__all__ = ["Frame", "Detections", "InstanceMasks", "SemanticMap", "Tracks", "FrameResult", "Event", "EVENT_KINDS", "EVENT_SCHEMA"]
 
 
 def _check_array(owner: str, name: str, value: Any, dtype: np.dtype | type, shape: tuple) -> None:
@@ -221,6 +221,10 @@ class FrameResult:
     semantic: SemanticMap | None = None
     tracks: Tracks | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    # from the analytics stage (pipeline/analytics), when zones are configured: the frame's events
+    # and the stream's counts after this frame (what the annotated video draws)
+    events: tuple["Event", ...] = ()
+    counts: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if __debug__:
@@ -240,3 +244,73 @@ class FrameResult:
                 )
             if self.tracks is not None and len(self.tracks) and int(self.tracks.det_index.max()) >= len(self.detections):
                 raise ContractError("FrameResult: a track's det_index points past the frame's detections")
+
+
+EVENT_KINDS = ("line_cross", "zone_enter", "zone_exit", "dwell", "stream_down", "stream_up")
+EVENT_SCHEMA = "trident.event/1"  # `schema` in every event's JSON; bumped when a field changes meaning
+
+
+@dataclass(frozen=True, eq=False)
+class Event:
+    """Something that happened on one stream: a line crossed, a zone entered or left, a dwell, a stream down/up.
+
+    `pts` is the frame's presentation time (None for stream_down/up, which have no frame);
+    `wall_time` is the host clock (time.time()) when that frame was decoded, or when the
+    stream changed state. `zone`, `track_id`, `class_id` and `box` are None for stream
+    events. `extra` holds the kind's own fields (class name, score, direction, dwell
+    seconds, occupancy, clip path, reason); `to_dict()` is the one JSON schema every
+    event sink writes (README, "Zones, counting and events").
+    """
+
+    stream_id: str
+    frame_index: int
+    pts: float | None
+    wall_time: float
+    kind: str
+    zone: str | None = None
+    track_id: int | None = None
+    class_id: int | None = None
+    box: tuple[float, float, float, float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=lambda: _event_id())
+
+    def __post_init__(self) -> None:
+        if __debug__:
+            if self.kind not in EVENT_KINDS:
+                raise ContractError(f"Event.kind must be one of {', '.join(EVENT_KINDS)}, got {self.kind!r}")
+            if not isinstance(self.stream_id, str) or not self.stream_id:
+                raise ContractError("Event.stream_id must be a non-empty string naming the stream")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The documented schema: fixed keys first, then the kind's extra fields (never overriding them)."""
+        from datetime import datetime, timezone
+
+        record: dict[str, Any] = {
+            "schema": EVENT_SCHEMA,
+            "id": self.id,
+            "kind": self.kind,
+            "stream": self.stream_id,
+            "frame": int(self.frame_index),
+            "pts": None if self.pts is None else round(float(self.pts), 4),
+            "time": datetime.fromtimestamp(self.wall_time, timezone.utc).isoformat(timespec="milliseconds"),
+            "wall_time": round(float(self.wall_time), 6),
+            "zone": self.zone,
+            "track_id": None if self.track_id is None else int(self.track_id),
+            "class_id": None if self.class_id is None else int(self.class_id),
+            "box": None if self.box is None else [round(float(v), 2) for v in self.box],
+        }
+        for key, value in self.extra.items():
+            record.setdefault(key, value)
+        return record
+
+    def to_json(self) -> str:
+        import json
+
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+
+def _event_id() -> str:
+    """A unique id per event, so receivers can drop the duplicates QoS 1 and webhook retries may deliver."""
+    import uuid
+
+    return uuid.uuid4().hex
