@@ -156,10 +156,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
         persistent_workers=cfg.data.workers > 0,
     )
     model = build_model(cfg.model).to(device)
-    if cfg.init:
-        from training.model.checkpoint import load_model
+    if cfg.init:  # class lists may differ from the checkpoint's: shared classes keep their rows (by name)
+        from training.model.transfer import init_from_checkpoint
 
-        model.load_state_dict(load_model(cfg.init, config=cfg.model)[0].state_dict())
+        init_from_checkpoint(model, cfg.model, cfg.init)
     balancer = make_balancer(cfg, model)
     schedule = make_schedule(cfg, model)
     params = list(model.parameters()) + (list(balancer.parameters()) if isinstance(balancer, torch.nn.Module) else [])
