@@ -40,8 +40,9 @@ def register_run(subparsers: argparse._SubParsersAction) -> None:
         "MOTChallenge tracks, JSON Lines with RLE masks; a metrics summary at the end.",
     )
     p.add_argument("--source", action="append", default=[], metavar="URI", help="video file, rtsp://..., webcam index, or GStreamer pipeline; repeat for more streams")
-    p.add_argument("--model", default=None, help=".onnx (ONNX Runtime), .engine/.plan (TensorRT) or .pt")
+    p.add_argument("--model", default=None, help=".onnx (ONNX Runtime), .engine/.plan (TensorRT), .pt, or triton://HOST:PORT/NAME (a served model)")
     p.add_argument("--config", default=None, help="YAML/TOML RunConfig; CLI flags override it")
+    p.add_argument("--shard", default=None, metavar="I/N", help="take every N-th source, starting at the I-th (N nodes share one camera list)")
     _add_run_options(p)
     p.set_defaults(handler=_run)
 
@@ -51,6 +52,10 @@ def _config_from_args(args: argparse.Namespace, base: dict, default_out: str):
 
     data = dict(base)
     sources = expand_patterns(source_list(data.get("sources", [])) + [{"uri": s} for s in getattr(args, "source", [])])
+    if getattr(args, "shard", None):
+        from pipeline.shard import parse_shard, select_shard
+
+        sources = select_shard(sources, *parse_shard(args.shard))
     if args.max_frames is not None:
         if args.max_frames < 1:
             raise TridentError(f"--max-frames must be >= 1, got {args.max_frames}")
