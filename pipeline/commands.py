@@ -30,6 +30,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--show", action="store_true", help="live window (needs the GUI build of OpenCV)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config field, e.g. tracker.high_score=0.5")
+    g = p.add_argument_group("zones, counting and events")
+    g.add_argument("--zones", default=None, metavar="FILE", help="lines and polygons (YAML/TOML, frame pixels) counted on every stream")
+    g.add_argument("--events", action="append", default=[], metavar="URI", help="event sink: mqtt://HOST:PORT/TOPIC, http://HOST/PATH (webhook) or FILE.jsonl; repeat for more")
+    g.add_argument("--record-clips", default=None, metavar="DIR", help="an MP4 per event (or burst of events) in DIR")
+    g.add_argument("--pre-roll", type=float, default=None, metavar="S", help="seconds of video before the event in each clip (default 5)")
+    g.add_argument("--post-roll", type=float, default=None, metavar="S", help="seconds after the (last) event (default 5)")
 
 
 def register_run(subparsers: argparse._SubParsersAction) -> None:
@@ -78,6 +84,14 @@ def _config_from_args(args: argparse.Namespace, base: dict, default_out: str):
         data["output"]["video"] = False
     if args.show:
         data["output"]["show"] = True
+    if args.zones:
+        data["zones"] = args.zones
+    if args.events:
+        existing = data.get("events") or []  # the config's sinks, then the command line's
+        data["events"] = [*existing, *args.events] if isinstance(existing, list) else existing
+    for key, value in (("dir", args.record_clips), ("pre_roll_s", args.pre_roll), ("post_roll_s", args.post_roll)):
+        if value is not None:
+            data.setdefault("clips", {})[key] = value
     if args.no_progress:
         data["progress"] = False
     if args.tracker == "none":

@@ -15,6 +15,8 @@ from typing import Any
 from engines.postprocess import PostprocessConfig
 from pipeline.batcher import BatchConfig
 from pipeline.draw import DrawConfig
+from pipeline.events.factory import EventDelivery
+from pipeline.sinks.clips import ClipConfig
 from pipeline.sources.base import SourceConfig
 from pipeline.sources.uri import classify, redact
 from pipeline.config_files import apply_override, config_from_dict, load_config_file  # noqa: F401 (re-exported for callers of pipeline.config)
@@ -67,6 +69,10 @@ class RunConfig:
     metrics_json: str = ""  # write the final metrics here
     prometheus_port: int = 0  # serve /metrics on 127.0.0.1:PORT while running (0 = off)
     progress: bool = True
+    zones: str = ""  # zones file (lines, polygons) for every stream; a source's own `zones:` replaces it
+    events: tuple[str, ...] = ()  # event sinks: mqtt://HOST:PORT/TOPIC, http(s)://HOST/PATH, FILE.jsonl
+    event_delivery: EventDelivery = field(default_factory=EventDelivery)
+    clips: ClipConfig = field(default_factory=ClipConfig)  # MP4s around events (clips.dir = --record-clips)
 
     def __post_init__(self) -> None:
         if self.prometheus_port < 0 or self.prometheus_port > 65535:

@@ -8,6 +8,8 @@ happened. A zone flashes (thicker) on a frame with one of its events.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from pipeline.analytics.zones import Zones
@@ -48,3 +50,17 @@ class ZoneOverlay:
             c = counts.get(name, {})
             mid = pts[len(pts) // 2 - 1 : len(pts) // 2 + 1].mean(axis=0).astype(int)
             _label(image, f"{name}: in {c.get('in', 0)} out {c.get('out', 0)}", (int(mid[0]) + 4, int(mid[1])), LINE_COLOUR)
+
+
+def zone_annotator(annotator: Any, zones: Zones) -> Any:
+    """The stream's Annotator with its zones drawn on top of each picture (after boxes and trails)."""
+    overlay = ZoneOverlay(zones)
+    draw = annotator.draw
+
+    def draw_with_zones(result: FrameResult) -> np.ndarray:
+        image = draw(result)
+        overlay(image, result)
+        return image
+
+    annotator.draw = draw_with_zones
+    return annotator
