@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register_export(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("export", help="export a checkpoint to ONNX (dynamic batch, model spec inside)")
-    p.add_argument("--weights", required=True, help="checkpoint (.pt) from `trident train`")
+    p.add_argument("--weights", required=True, help="checkpoint (.pt) from `trident train`, or a Trident .onnx (e.g. from `trident import`) to quantize with --int8")
     p.add_argument("--out", required=True, help="output .onnx file")
     p.add_argument("--imgsz", type=positive_int, nargs=2, metavar=("H", "W"), default=None, help="input size (default: the training size)")
     p.add_argument("--batch-range", type=positive_int, nargs=2, metavar=("MIN", "MAX"), default=(1, 8))
@@ -52,12 +52,15 @@ def register_export(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--int8", action="store_true", help="INT8 (QDQ) for ONNX Runtime on the CPU, calibrated on --calib-data")
     p.add_argument("--calib-data", default=None, help="folder of images for --int8 (default: rendered synthetic scenes)")
     p.add_argument("--calib-images", type=positive_int, default=64)
+    p.add_argument("--triton-repo", default=None, metavar="DIR", help="also write a Triton model repository DIR/<name>/ (see `trident triton-repo`)")
     p.set_defaults(handler=_export)
 
 
 def _export(args: argparse.Namespace) -> int:
     from training.export import export_checkpoint, export_int8
 
+    if Path(args.weights).suffix.lower() == ".onnx":
+        return _quantize_onnx(args)
     if args.int8 and args.fp16:
         raise TridentError("--int8 and --fp16 exclude each other; pick one")
     out = Path(args.out)
@@ -76,6 +79,30 @@ def _export(args: argparse.Namespace) -> int:
     else:
         export_checkpoint(args.weights, out, fp16=args.fp16, **options)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    if args.triton_repo:
+        from engines.triton_cli import write_default_repository
+
+        print(write_default_repository(out, args.triton_repo))
+    return 0
+
+
+def _quantize_onnx(args: argparse.Namespace) -> int:
+    """A Trident ONNX in (an imported detector has no checkpoint): the one thing left to do to it is INT8."""
+    from engines.calibration import list_calibration_images, read_calibration_image
+    from engines.quantize import quantize_int8
+    from engines.spec import read_onnx_spec
+
+    name = Path(args.weights).name
+    if not args.int8 or args.fp16:
+        raise TridentError(f"--weights {name} is already an ONNX file; pass --int8 --calib-data DIR to quantize it, or the .pt checkpoint to export")
+    if not args.calib_data:
+        raise TridentError(f"--int8 of {name} needs --calib-data: a folder of frames like those it will see (synthetic scenes only suit the bundled model)")
+    if not Path(args.weights).exists():
+        raise TridentError(f"--weights {args.weights} does not exist; pass the .onnx written by `trident import` or `trident export`")
+    read_onnx_spec(args.weights)  # a truncated or foreign (not yet imported) file is one clear error here
+    frames = [read_calibration_image(p) for p in list_calibration_images(Path(args.calib_data), args.calib_images)]
+    out = quantize_int8(args.weights, Path(args.out), frames)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, INT8 of {name})")
     return 0
 
 
@@ -102,7 +129,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     engine = load_engine(args.weights, device=args.device)
     spec = engine.spec
-    dataset = SyntheticVideoDataset(args.data, args.split, transforms=eval_transforms(tuple(spec.input_hw)))
+    dataset = SyntheticVideoDataset(args.data, args.split, transforms=eval_transforms(tuple(spec.input_hw), spec.resize))
     lo, _, hi = spec.batch_range
     loader = DataLoader(dataset, batch_size=max(lo, min(args.batch, hi)), shuffle=False, collate_fn=collate)
     dets, sem_pred, sem_gt = predict(engine.infer, tqdm(loader, desc="eval", unit="batch"), spec)

@@ -14,7 +14,9 @@ import numpy as np
 from pipeline.letterbox import Letterbox
 
 
-def letterbox_of(target: dict[str, Any], input_hw: tuple[int, int]) -> Letterbox:
+def letterbox_of(target: dict[str, Any], input_hw: tuple[int, int], resize: str = "letterbox") -> Letterbox:
+    if resize == "stretch":  # eval_transforms(resize="stretch"): the geometry is the frame and input sizes alone
+        return Letterbox.stretch(tuple(int(v) for v in target["orig_size"]), tuple(input_hw))
     pad_x, pad_y = target["pad"]
     return Letterbox(float(target["scale"]), float(pad_x), float(pad_y), tuple(int(v) for v in target["orig_size"]), tuple(input_hw))
 
@@ -42,7 +44,7 @@ def predict(
     post_cfg = post_cfg or PostprocessConfig(score_threshold=0.001, max_detections=100)
     detections, sem_pred, sem_gt = {}, {}, {}
     for images, targets in batches:
-        lbs = [letterbox_of(t, spec.input_hw) for t in targets]
+        lbs = [letterbox_of(t, spec.input_hw, spec.resize) for t in targets]
         results = postprocess(infer(images), spec, lbs, post_cfg)
         for t, lb, (dets, sem) in zip(targets, lbs, results):
             image_id = int(t["image_id"])

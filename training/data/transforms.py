@@ -111,14 +111,18 @@ class LetterboxTransform:
     geometry by nearest neighbour.
     """
 
-    def __init__(self, input_hw: tuple[int, int] = DEFAULT_INPUT_HW) -> None:
+    def __init__(self, input_hw: tuple[int, int] = DEFAULT_INPUT_HW, resize: str = "letterbox") -> None:
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
+        # "stretch" evaluates a model trained on plainly resized frames (an imported NanoDet) on the
+        # pixels it is deployed on; `scale` then records the horizontal factor only, and
+        # training.validate.letterbox_of rebuilds the stretch from orig_size
+        self.resize = resize
 
     def __repr__(self) -> str:
-        return f"LetterboxTransform({self.input_hw})"
+        return f"LetterboxTransform({self.input_hw}, {self.resize})"
 
     def __call__(self, sample: Sample) -> Sample:
-        fit = Letterbox.fit(sample.hw, self.input_hw)
+        fit = Letterbox.for_mode(self.resize, sample.hw, self.input_hw)
         image = letterbox_image(sample.image, fit)
         boxes = None if sample.boxes is None else fit.boxes_to_input(sample.boxes)
         masks = semantic = None
@@ -253,9 +257,9 @@ class HSVJitter:
         return sample.with_(image=cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR))
 
 
-def eval_transforms(input_hw: tuple[int, int] = DEFAULT_INPUT_HW) -> Compose:
-    """Letterbox only: scale/pad in the target undo it exactly for evaluation."""
-    return Compose([LetterboxTransform(input_hw)])
+def eval_transforms(input_hw: tuple[int, int] = DEFAULT_INPUT_HW, resize: str = "letterbox") -> Compose:
+    """Letterbox (or the model's `resize` mode) only: scale/pad in the target undo it exactly for evaluation."""
+    return Compose([LetterboxTransform(input_hw, resize)])
 
 
 def train_transforms(
