@@ -231,3 +231,23 @@ def test_cli_import_writes_the_model_and_refuses_a_wrong_format_in_one_line(tmp_
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "use one of: ultralytics, nanodet" in err
     assert not (tmp_path / "u.onnx").exists()
+
+
+def test_a_dynamic_size_export_needs_imgsz_and_is_fixed_at_it(tmp_path):
+    import warnings
+
+    from tests.engines.foreign_models import ConvUltralytics
+
+    src = tmp_path / "dyn.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(ConvUltralytics(nc=2, segment=False).eval(), (torch.zeros(1, 3, 64, 64),), str(src), dynamo=False, opset_version=17,
+                          input_names=["images"], output_names=["output0"],
+                          dynamic_axes={"images": {0: "b", 2: "h", 3: "w"}, "output0": {0: "b", 2: "a"}})
+    names = _names(tmp_path, ["a", "b"])
+    with pytest.raises(TridentError, match="dynamic input size; pass --imgsz H W"):
+        import_model(src, "ultralytics", tmp_path / "t.onnx", classes=names)
+    spec = import_model(src, "ultralytics", tmp_path / "t.onnx", classes=names, imgsz=(96, 128))
+    assert spec.input_hw == (96, 128) and spec.batch_range == (1, 1, 8)
+    out = _run(tmp_path / "t.onnx", np.zeros((2, 3, 96, 128), np.uint8))
+    assert out["boxes"].shape == (2, sum(points((96, 128))), 4)  # 12x16 + 6x8 + 3x4 anchors
