@@ -54,13 +54,25 @@ def register_triton_repo(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_triton_repo)
 
 
+def _written(folder: Path, repo: str, name: str) -> str:
+    return f"wrote {folder}/config.pbtxt and {folder}/1/; serve it: tritonserver --model-repository {repo}  (client: --model triton://HOST:8001/{name})"
+
+
 def _triton_repo(args: argparse.Namespace) -> int:
     from engines.triton_repo import write_repository
 
     cfg = _serving_config(args, kind=f"KIND_{args.kind.upper()}", platform=args.platform)
     folder = write_repository(args.model, args.repo, cfg, plan_file=args.plan)
-    print(f"wrote {folder}/config.pbtxt and {folder}/1/; serve it: tritonserver --model-repository {args.repo}  (client: --model triton://HOST:8001/{cfg.name})")
+    print(_written(folder, args.repo, cfg.name))
     return 0
+
+
+def write_default_repository(onnx_path: Path, repo: str) -> str:
+    """`trident export --triton-repo DIR`: the repository with the default serving settings; returns what was written."""
+    from engines.triton_repo import ServingConfig, write_repository
+
+    cfg = ServingConfig(name=_model_name(str(onnx_path)))
+    return _written(write_repository(onnx_path, repo, cfg), repo, cfg.name)
 
 
 def register_serve_model(subparsers: argparse._SubParsersAction) -> None:
