@@ -251,3 +251,17 @@ def test_a_dynamic_size_export_needs_imgsz_and_is_fixed_at_it(tmp_path):
     assert spec.input_hw == (96, 128) and spec.batch_range == (1, 1, 8)
     out = _run(tmp_path / "t.onnx", np.zeros((2, 3, 96, 128), np.uint8))
     assert out["boxes"].shape == (2, sum(points((96, 128))), 4)  # 12x16 + 6x8 + 3x4 anchors
+
+
+def test_build_engine_takes_the_fixed_batch_of_an_imported_model(tmp_path, capsys):
+    from engines.cli import _batch_range
+
+    fixed = import_model(_nanodet_file(tmp_path), "nanodet", tmp_path / "fixed.onnx", classes=_names(tmp_path, ["p", "q", "r"]))
+    assert fixed.batch_range == (1, 1, 1) and _batch_range(tmp_path / "fixed.onnx", None) == (1, 1, 1)
+    with pytest.raises(TridentError, match=r"takes a fixed batch of 1; pass --batch-range 1 1 1"):
+        _batch_range(tmp_path / "fixed.onnx", [1, 4, 8])
+    src = export(ConstOutputs([_ultralytics_preds(2)]), tmp_path / "y.onnx", HW, ["output0"], dynamic_batch=True)
+    import_model(src, "ultralytics", tmp_path / "dyn.onnx", classes=_names(tmp_path, ["a", "b"]))
+    assert _batch_range(tmp_path / "dyn.onnx", None) == (1, 4, 8) and _batch_range(tmp_path / "dyn.onnx", [2, 2, 16]) == (2, 2, 16)
+    assert main(["build-engine", "--onnx", str(tmp_path / "fixed.onnx"), "--out", str(tmp_path / "e.engine"), "--batch-range", "1", "2", "4"]) == 2
+    assert "fixed batch of 1" in capsys.readouterr().err
