@@ -215,7 +215,8 @@ class TrackTable:
         """Confirmed tracks matched this frame, plus Lost ones within report_coasting_s."""
         report = self.state == _CONFIRMED
         if self.config.report_coasting_s > 0:
-            report |= (self.state == _LOST) & (now - self.last_seen <= self.config.report_coasting_s)
+            # a hair of slack: at 10 fps the third frame is 0.1 s away give or take float rounding
+            report |= (self.state == _LOST) & (now - self.last_seen <= self.config.report_coasting_s + 1e-6)
         rows = np.flatnonzero(report)
         if len(rows) == 0:
             return Tracks.empty()

@@ -132,7 +132,7 @@ def test_a_lost_track_takes_a_weak_box_under_ocsort_but_waits_for_a_strong_one_u
     # Missed for two frames behind something, then seen only weakly (score 0.2) for five.
     seen = {}
     for algorithm in ("bytetrack", "ocsort"):
-        tracker = make_tracker(TrackerConfig(algorithm=algorithm))
+        tracker = make_tracker(TrackerConfig(algorithm=algorithm, report_coasting_s=0.0))  # matched tracks only
         ids = []
         for f in range(20):
             if f in (10, 11):

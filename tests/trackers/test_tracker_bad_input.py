@@ -16,7 +16,7 @@ BOTH = ["sort", "bytetrack", "ocsort"]
 
 @pytest.mark.parametrize("algorithm", BOTH)
 def test_empty_frames_return_empty_tracks_and_keep_time(algorithm: str, dets, box) -> None:
-    tracker = make_tracker(TrackerConfig(algorithm=algorithm))
+    tracker = make_tracker(TrackerConfig(algorithm=algorithm, report_coasting_s=0.0))  # matched tracks only
     out = tracker.update(Detections.empty(), 0.0)
     assert len(out) == 0 and out.track_ids.dtype == np.int64 and out.det_index.dtype == np.int32
     assert len(tracker.update(dets([box(10, 10)]), 1 / 30)) == 0      # tentative: born after frame 1

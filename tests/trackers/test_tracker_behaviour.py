@@ -41,14 +41,14 @@ def test_crossing_pair_keeps_identities(algorithm: str, dets, box) -> None:
 
 @pytest.mark.parametrize("algorithm", BOTH)
 def test_occluded_object_reappearing_within_buffer_keeps_its_id(algorithm: str, dets, box) -> None:
-    tracker = make_tracker(TrackerConfig(algorithm=algorithm, lost_buffer_s=1.0))
+    tracker = make_tracker(TrackerConfig(algorithm=algorithm, lost_buffer_s=1.0, report_coasting_s=0.0))
     for f in range(40):
         visible = not (15 <= f < 30)        # hidden for 15 frames = 0.5 s
         tracks = tracker.update(dets([box(50 + 3 * f, 60)] if visible else []), f / FPS)
         if f == 14:
             first_id = int(tracks.track_ids[0])
         if not visible:
-            assert len(tracks) == 0         # lost tracks are not reported by default
+            assert len(tracks) == 0         # lost tracks are not reported (report_coasting_s=0)
     assert tracks.track_ids.tolist() == [first_id]
     assert tracks.det_index.tolist() == [0]
 
@@ -66,7 +66,7 @@ def test_object_hidden_longer_than_buffer_gets_a_new_id(algorithm: str, dets, bo
 def test_low_score_detections_extend_a_track_under_bytetrack_but_not_sort(dets, box) -> None:
     reported = {}
     for algorithm in BOTH:
-        tracker = make_tracker(TrackerConfig(algorithm=algorithm, high_score=0.5, low_score=0.1))
+        tracker = make_tracker(TrackerConfig(algorithm=algorithm, high_score=0.5, low_score=0.1, report_coasting_s=0.0))
         seen = []
         for f in range(20):
             score = 0.9 if f < 8 else 0.2   # partly occluded from frame 8
@@ -166,8 +166,8 @@ def test_tentative_track_missed_once_is_removed(dets, box) -> None:
 
 
 def test_class_aware_association_never_gives_a_track_another_class(dets, box) -> None:
-    aware = make_tracker(TrackerConfig(class_aware=True))
-    agnostic = make_tracker(TrackerConfig(class_aware=False))
+    aware = make_tracker(TrackerConfig(class_aware=True, report_coasting_s=0.0))
+    agnostic = make_tracker(TrackerConfig(class_aware=False, report_coasting_s=0.0))
     for tracker in (aware, agnostic):
         tracker.update(dets([box(10, 10)], classes=[0]), 0.0)
         tracker.update(dets([box(12, 10)], classes=[0]), 1 / FPS)
@@ -226,3 +226,17 @@ def test_track_masks_are_held_box_locally(dets) -> None:
     assert held.frame_hw == (h, w) and len(held) == 2
     assert held.nbytes == 40 * 30 + 60 * 20 + held.boxes.nbytes  # 2.4 KB, not 2 x 2 MB
     np.testing.assert_array_equal(held.dense(), m)
+
+
+@pytest.mark.parametrize("algorithm", BOTH)
+def test_by_default_a_short_miss_is_bridged_by_the_prediction_and_a_long_one_is_not(algorithm: str, dets, box) -> None:
+    # Detectors drop an object for a frame or two all the time; the default
+    # reports the track's prediction through 0.1 s of misses (3 frames at 30 fps).
+    tracker = make_tracker(TrackerConfig(algorithm=algorithm))
+    for f in range(5):
+        tracker.update(dets([box(10 + 3 * f, 10)]), f / FPS)
+    missed = [tracker.update(dets([]), f / FPS) for f in range(5, 10)]
+    assert [t.track_ids.tolist() for t in missed] == [[1], [1], [1], [], []]
+    assert all(t.det_index.tolist() == [-1] for t in missed[:3])
+    back = tracker.update(dets([box(10 + 3 * 10, 10)]), 10 / FPS)
+    assert back.track_ids.tolist() == [1] and back.det_index.tolist() == [0]
