@@ -23,7 +23,7 @@ from pipeline.analytics.stream import StreamAnalytics
 from pipeline.analytics.zones import Zones, load_zones
 from pipeline.contracts import Event
 from pipeline.errors import TridentError
-from pipeline.events.base import EventBus, EventSink
+from pipeline.events.base import EventBus, EventSink, ThreadedEventSink
 
 if TYPE_CHECKING:
     from pipeline.sinks.clips import ClipConfig, ClipPlanner
@@ -74,6 +74,8 @@ class AnalyticsStage:
         bus = make_event_bus(uris, delivery or EventDelivery())
         for sink in events:
             if isinstance(sink, EventSink):
+                if isinstance(sink, ThreadedEventSink) and not sink.started:
+                    sink.start()
                 bus.add(sink)
         try:
             stage = cls(zones, class_names, bus, clips)

@@ -65,6 +65,10 @@ class ThreadedEventSink(EventSink):
         self._thread.start()
         return self
 
+    @property
+    def started(self) -> bool:
+        return self._started
+
     def submit(self, event: Event) -> None:
         self.queue.put(event)  # drop_oldest: never waits
 
