@@ -82,3 +82,30 @@ def test_closing_a_sink_that_cannot_finish_is_bounded_and_counts_the_rest_as_dro
     assert time.perf_counter() - start < 3.0
     stats = sink.stats()
     assert stats["sent"] + stats["dropped"] == 50 and stats["dropped"] >= 40
+
+
+def test_a_live_source_going_down_and_up_sends_stream_events_without_its_password(tmp_path):
+    import threading as th
+
+    from pipeline.analytics.stage import AnalyticsStage
+    from pipeline.events import RecentEvents
+    from pipeline.queues import BoundedQueue
+    from pipeline.sources.base import Source, SourceConfig, SourceState
+
+    class Camera(Source):
+        live = True
+
+    recent = RecentEvents()
+    stage = AnalyticsStage.build(None, [recent], ("person",))
+    cam = Camera(SourceConfig(uri="rtsp://admin:hunter2@127.0.0.1:8554/cam"), "cam", BoundedQueue(4), th.Event())
+    stage.attach(cam)
+    for state in (SourceState.STREAMING, SourceState.RECONNECTING, SourceState.STREAMING):
+        cam._set_state(state)
+    cam.error = "rtsp://admin:hunter2@127.0.0.1:8554/cam: 401 Unauthorized"
+    cam._set_state(SourceState.CLOSED)
+    kinds = [(e.kind, e.extra.get("after"), e.extra.get("state")) for e in recent.recent()]
+    assert kinds == [("stream_up", "connecting", None), ("stream_down", None, "reconnecting"), ("stream_up", "reconnecting", None), ("stream_down", None, "closed")]
+    text = json.dumps([e.to_dict() for e in recent.recent()])
+    assert "hunter2" not in text and "admin:***@127.0.0.1" in text
+    assert recent.recent()[0].to_dict()["pts"] is None and recent.recent()[0].to_dict()["zone"] is None
+    stage.close(1)
