@@ -193,6 +193,13 @@ def _masks(coeffs, protos, frame_boxes: np.ndarray, lb: Letterbox, threshold: fl
 
 def _semantic(logits, lb: Letterbox, spec: ModelSpec) -> SemanticMap:
     """Bilinear upsample to the input, crop the letterbox padding, argmax, nearest-resize to the frame."""
+    labels = _argmax_cpu(logits, lb) if logits.device.type == "cpu" else _argmax_torch(logits, lb)
+    labels = resize_labels(labels, lb.orig_hw)  # nearest on pixel centres, the letterbox's own label resize
+    return SemanticMap(labels=labels, class_names=tuple(spec.sem_class_names))
+
+
+def _argmax_torch(logits, lb: Letterbox) -> np.ndarray:
+    """uint8 labels at the frame's content resolution, computed where the logits are (a GPU)."""
     import torch
     import torch.nn.functional as F
 
@@ -205,6 +212,21 @@ def _semantic(logits, lb: Letterbox, spec: ModelSpec) -> SemanticMap:
     for c in range(1, up.shape[0]):
         labels.masked_fill_(up[c] > best, c)
         best = torch.maximum(best, up[c])
-    labels = labels.cpu().numpy()  # the one copy to the host: uint8, at the frame's content resolution
-    labels = resize_labels(labels, lb.orig_hw)  # nearest on pixel centres, the letterbox's own label resize
-    return SemanticMap(labels=labels, class_names=tuple(spec.sem_class_names))
+    return labels.cpu().numpy()  # the one copy to the host: uint8, at the frame's content resolution
+
+
+def _argmax_cpu(logits, lb: Letterbox) -> np.ndarray:
+    """The CPU form of the upsample + crop + argmax above, 2-3x faster on one core: OpenCV's
+    bilinear resize (the same half-pixel rule as torch's align_corners=False) of the channels-last
+    logits, then numpy's argmax over the contiguous last axis. Labels equal the torch path's except
+    where two classes tie to float rounding (tests/engines/test_postprocess.py measures it)."""
+    import cv2
+
+    ih, iw = lb.input_hw
+    nh, nw = lb.resized_hw
+    y, x = int(lb.pad_y), int(lb.pad_x)
+    hwc = np.ascontiguousarray(logits.numpy().transpose(1, 2, 0))
+    up = cv2.resize(hwc, (iw, ih), interpolation=cv2.INTER_LINEAR)
+    if up.ndim == 2:  # one class: OpenCV drops the channel axis
+        return np.zeros((nh, nw), np.uint8)
+    return up[y : y + nh, x : x + nw].argmax(axis=2).astype(np.uint8)

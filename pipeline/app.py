@@ -65,9 +65,10 @@ def _check_outputs_free(cfg: RunConfig, out: Path, stream_ids: list[str]) -> Non
                 raise TridentError(f"output {path} is an existing directory; remove it or choose another --out")
 
 
-def _sink_factory(cfg: RunConfig, out: Path, class_names: tuple[str, ...], sem_names: tuple[str, ...], outputs: dict[str, list[str]], extra=None):
+def _sink_factory(cfg: RunConfig, out: Path, class_names: tuple[str, ...], sem_names: tuple[str, ...], outputs: dict[str, list[str]], extra=None, analytics=None):
     """`extra(source) -> (sinks, picture_sinks)`: more sinks per stream (`trident serve`'s live preview
-    is a picture sink, drawn by the same annotation stage as the MP4)."""
+    is a picture sink, drawn by the same annotation stage as the MP4). `analytics`: the run's
+    AnalyticsStage, whose zones are drawn on the pictures and whose events start clips."""
     from pipeline.draw import Annotator
     from pipeline.sinks import AnnotationStage, ImageSink, JsonlSink, MotSink, VideoSink, WindowSink
 
@@ -104,8 +105,20 @@ def _sink_factory(cfg: RunConfig, out: Path, class_names: tuple[str, ...], sem_n
             more_sinks, more_pictures = extra(source)
             sinks.extend(more_sinks)
             pictures.extend(more_pictures)
+        zones = analytics.streams[sid].zones if analytics is not None and sid in analytics.streams else None
+        if cfg.clips.dir and zones:
+            from pipeline.sinks.clips import ClipRecorder
+
+            recorder = ClipRecorder(sid, cfg.clips, fallback_fps=source.fps or LIVE_VIDEO_FPS)
+            (pictures if cfg.clips.annotated else sinks).append(recorder)  # annotated: fed the drawn pictures
+            paths.append(f"{cfg.clips.dir}/{sid}-*.mp4 (clips)")
         if pictures:
-            sinks.append(AnnotationStage(Annotator(class_names, sem_names, cfg.draw), pictures, name=f"annotate:{sid}"))
+            annotator = Annotator(class_names, sem_names, cfg.draw)
+            if zones:
+                from pipeline.analytics.overlay import zone_annotator
+
+                annotator = zone_annotator(annotator, zones)  # lines, polygons and their counts on the picture
+            sinks.append(AnnotationStage(annotator, pictures, name=f"annotate:{sid}"))
         outputs[sid] = paths
         return sinks
 
@@ -114,14 +127,43 @@ def _sink_factory(cfg: RunConfig, out: Path, class_names: tuple[str, ...], sem_n
 
 def _prepare(cfg: RunConfig, engine: Any):
     """Everything that can refuse the run, before any source or sink starts."""
-    from pipeline.runtime import Pipeline
-
     out = Path(cfg.output.dir)
     _check_out_dir(out)
     if cfg.metrics_json:
         _check_metrics_json(cfg.metrics_json)
     metrics = Metrics()
     outputs: dict[str, list[str]] = {}
+    analytics = make_analytics(cfg, engine.spec.class_names)
+    try:
+        return _prepare_pipeline(cfg, engine, out, metrics, outputs, analytics)
+    except BaseException:
+        if analytics is not None:
+            analytics.close(1.0)  # refused before the first frame: its event sinks stop
+        raise
+
+
+def make_analytics(cfg: RunConfig, class_names: tuple[str, ...]):
+    """Zones, event sinks and clips (an AnalyticsStage), or None when the run has none; refusals before the run."""
+    has_zones = bool(cfg.zones) or any(s.zones for s in cfg.sources)
+    if not (has_zones or cfg.events or cfg.clips.dir):
+        return None
+    if has_zones and not cfg.tracking:
+        raise TridentError("--zones counts tracks, but --tracker none turns tracking off; choose a tracker (e.g. --tracker bytetrack)")
+    if cfg.clips.dir:
+        if not has_zones:
+            raise TridentError("--record-clips records around zone events; give --zones zones.yaml (or a source's zones: file)")
+        try:
+            Path(cfg.clips.dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TridentError(f"--record-clips {cfg.clips.dir}: {exc.strerror or exc}; choose a writable directory") from None
+    from pipeline.analytics.stage import AnalyticsStage
+
+    return AnalyticsStage.build(cfg.zones or None, cfg.events, class_names, cfg.clips, cfg.event_delivery)
+
+
+def _prepare_pipeline(cfg: RunConfig, engine: Any, out: Path, metrics: Metrics, outputs: dict[str, list[str]], analytics: Any):
+    from pipeline.runtime import Pipeline
+
     spec = engine.spec
     pipe = Pipeline(
         cfg.sources,
@@ -129,9 +171,10 @@ def _prepare(cfg: RunConfig, engine: Any):
         cfg.tracker if cfg.tracking else None,
         cfg.postprocess,
         cfg.batch,
-        sinks=_sink_factory(cfg, out, spec.class_names, spec.sem_class_names, outputs),
+        sinks=_sink_factory(cfg, out, spec.class_names, spec.sem_class_names, outputs, analytics=analytics),
         metrics=metrics,
         preprocess_device="cpu" if cfg.preprocess_device == "cpu" else cfg.preprocess_device,
+        analytics=analytics,
     )
     _check_outputs_free(cfg, out, list(pipe.sources))
     prom = None
@@ -150,15 +193,14 @@ def run(cfg: RunConfig, engine: Any = None, progress: bool | None = None) -> Run
     """Run the configured sources to the end (files) or until SIGINT/SIGTERM (live)."""
     from tqdm import tqdm
 
-    from engines.loader import load_engine
-
     if not cfg.sources:
         raise TridentError("no sources given; pass --source (a video file, rtsp:// URL, webcam index or GStreamer pipeline)")
     if engine is None:
         if not cfg.engine.model:
             raise TridentError("no model given; pass --model model.onnx (see `trident export`) or run `trident demo`")
-        options = {"threads": cfg.engine.threads} if cfg.engine.threads and cfg.engine.model.endswith(".onnx") else {}
-        engine = load_engine(cfg.engine.model, device=cfg.engine.device, **options)
+        from pipeline.engine_choice import load_run_engine
+
+        engine = load_run_engine(cfg.engine.model, cfg.engine.device, cfg.engine.threads)  # threads: see engine_choice
     try:
         out, metrics, outputs, pipe, prom = _prepare(cfg, engine)
     except BaseException:

@@ -20,7 +20,13 @@ import numpy as np
 # Per processed frame: `decode` is timed on the source thread (decoder + BGR conversion) and recorded
 # with the frame's other stages when it reaches the engine, so a frame dropped by `drop_oldest` counts
 # in no stage; batch stages (preprocess, infer, postprocess) are a batch's time over its frames.
-STAGES = ("decode", "preprocess", "infer", "postprocess", "track", "sink", "end_to_end")
+# `queue` is capture -> picked for a batch (source queue + batcher wait). The sink stages (draw, encode,
+# jsonl, mot, images, window) are timed on their own threads, per frame written. Next to wall time each
+# stage keeps the CPU time of the thread it runs on (`cpu`); worker pools are in the thread budget.
+STAGES = (
+    "decode", "queue", "preprocess", "infer", "postprocess", "track", "analytics", "sink",
+    "draw", "encode", "jsonl", "mot", "images", "window", "end_to_end",
+)
 
 
 class LatencyWindow:
@@ -69,6 +75,7 @@ class StreamCounters:
     declared: int | None = None
     missing: int | None = None
     latency: LatencyWindow = field(default_factory=LatencyWindow)
+    counts: dict | None = None  # zone name -> its counts (pipeline/analytics), for a stream with zones
 
     @property
     def fps(self) -> float:
@@ -82,10 +89,15 @@ class Metrics:
 
     def __init__(self) -> None:
         self.stages = {s: LatencyWindow() for s in STAGES}
+        self.cpu_s: dict[str, list[float]] = {}  # stage -> [CPU seconds, frames] on the stage's own thread
+        self.delivered = {s: LatencyWindow() for s in STAGES}  # capture -> written, per output stage
+        self.thread_cpu: Callable[[], dict[str, float]] | None = None  # role -> CPU s (pipeline/cpu_budget.py)
+        self.sample_threads: Callable[[], None] | None = None  # a thread about to end calls it, so its CPU counts
         self.streams: dict[str, StreamCounters] = {}
         self.started = time.monotonic()
         self._lock = threading.Lock()
         self._probes: list[Callable[["Metrics"], None]] = []  # refresh gauges (queue drops, source states) on read
+        self.events: dict[str, dict[str, int]] = {}  # event sink -> sent, dropped, failed, queued (pipeline/events)
 
     def add_probe(self, probe: Callable[["Metrics"], None]) -> None:
         self._probes.append(probe)
@@ -96,8 +108,24 @@ class Metrics:
                 self.streams[stream_id] = StreamCounters()
             return self.streams[stream_id]
 
+    def forget(self, stream_id: str) -> None:
+        """A stream removed from a running pipeline (`trident serve`) leaves the summary and /metrics."""
+        with self._lock:
+            self.streams.pop(stream_id, None)
+
     def stage(self, name: str, seconds: float) -> None:
         self.stages[name].add(seconds)  # the dict never changes after __init__; the window locks
+
+    def cpu(self, name: str, seconds: float, frames: int = 1) -> None:
+        """CPU seconds a stage spent on its thread for `frames` frames (a batch's share is split)."""
+        with self._lock:
+            entry = self.cpu_s.setdefault(name, [0.0, 0])
+            entry[0] += seconds
+            entry[1] += frames
+
+    def output_written(self, name: str, seconds_since_capture: float) -> None:
+        """A frame's output left stage `name` (encoded, a JSON line written) this long after capture."""
+        self.delivered[name].add(seconds_since_capture)
 
     def frame_done(self, stream_id: str, wall_time_decoded: float) -> None:
         now = time.time()
@@ -112,9 +140,19 @@ class Metrics:
     def summary(self) -> dict[str, Any]:
         for probe in self._probes:
             probe(self)
+        with self._lock:
+            cpu = {k: (v[0], v[1]) for k, v in self.cpu_s.items()}
+        stages = {}
+        for name, w in self.stages.items():
+            stages[name] = _stage_summary(*w.snapshot())
+            if name in cpu and cpu[name][1]:
+                stages[name]["cpu_ms_mean"] = cpu[name][0] / cpu[name][1] * 1e3
         return {
             "elapsed_s": round(time.monotonic() - self.started, 3),
-            "stages": {name: _stage_summary(*w.snapshot()) for name, w in self.stages.items()},
+            "stages": stages,
+            "delivered": {name: _stage_summary(*w.snapshot()) for name, w in self.delivered.items() if w.count},
+            "threads": self._thread_budget(),
+            "events": dict(self.events),
             "streams": {
                 sid: {
                     "frames": c.frames,
@@ -130,9 +168,20 @@ class Metrics:
                     "state": c.state,
                     "error": c.error,
                     "latency": c.latency.percentiles(),
+                    **({"counts": c.counts} if c.counts is not None else {}),
                 }
                 for sid, c in sorted(self.streams.items())
             },
+        }
+
+    def _thread_budget(self) -> dict[str, dict[str, float]]:
+        """Role -> CPU seconds, ms per processed frame and cores busy on average (empty off Linux)."""
+        groups = self.thread_cpu() if self.thread_cpu is not None else {}
+        frames = sum(c.frames for c in list(self.streams.values())) or 1
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        return {
+            role: {"cpu_s": cpu, "ms_per_frame": round(cpu / frames * 1e3, 2), "cores": round(cpu / elapsed, 3)}
+            for role, cpu in groups.items()
         }
 
     def write_json(self, path: str | Path) -> None:
@@ -140,10 +189,18 @@ class Metrics:
 
     def format_table(self) -> str:
         s = self.summary()
-        lines = [f"{'stage':<12} {'count':>7} {'mean ms':>9} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9}"]
+        lines = [f"{'stage':<12} {'count':>7} {'mean ms':>9} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9} {'cpu ms':>8}"]
         for name, st in s["stages"].items():
             if st["count"]:
-                lines.append(f"{name:<12} {st['count']:>7} {st['mean_ms']:>9.2f} {st['p50_ms']:>9.2f} {st['p90_ms']:>9.2f} {st['p99_ms']:>9.2f}")
+                cpu = f"{st['cpu_ms_mean']:>8.2f}" if "cpu_ms_mean" in st else f"{'':>8}"
+                lines.append(f"{name:<12} {st['count']:>7} {st['mean_ms']:>9.2f} {st['p50_ms']:>9.2f} {st['p90_ms']:>9.2f} {st['p99_ms']:>9.2f} {cpu}")
+        for name, st in s["delivered"].items():
+            lines.append(f"{'capture->' + name:<20} p50 {st['p50_ms']:>8.1f} ms  p99 {st['p99_ms']:>8.1f} ms")
+        if s["threads"]:
+            lines.append("")
+            lines.append(f"{'threads (CPU)':<16} {'cpu s':>8} {'ms/frame':>9} {'cores':>6}")
+            for role, t in s["threads"].items():
+                lines.append(f"{role:<16} {t['cpu_s']:>8.2f} {t['ms_per_frame']:>9.2f} {t['cores']:>6.2f}")
         lines.append("")
         lines.append(f"{'stream':<28} {'frames':>7} {'fps':>7} {'dropped':>8} {'reconn':>7} {'dec.err':>7} {'clock':>5} {'e2e p50 ms':>11}  state")
         for sid, st in s["streams"].items():
@@ -152,7 +209,7 @@ class Metrics:
                 f"{st['decode_errors']:>7} {st['discontinuities']:>5} "
                 f"{st['latency']['p50_ms']:>11.1f}  {st['state']}{' - ' + st['error'] if st['error'] else ''}"
             )
-        return "\n".join(lines)
+        return "\n".join(lines + _zone_lines(s))
 
     def prometheus_text(self) -> str:
         s = self.summary()
@@ -180,7 +237,7 @@ class Metrics:
             for sid, st in s["streams"].items():
                 if st[key] is not None:
                     out.append(f'trident_stream_{metric}{{stream="{sid}"}} {st[key]}')
-        return "\n".join(out) + "\n"
+        return "\n".join(out + _zone_prometheus(s)) + "\n"
 
 
 def _stage_summary(count: int, total: float, percentiles: dict[str, float]) -> dict[str, Any]:
@@ -232,3 +289,57 @@ class PrometheusServer:
         self.server.shutdown()
         self.server.server_close()
         self._thread.join(timeout=5)
+
+
+def _zone_lines(s: dict[str, Any]) -> list[str]:
+    """The summary table's zone counts per stream and its event sinks' deliveries (none without zones/events)."""
+    lines: list[str] = []
+    for sid, st in s["streams"].items():
+        for zone, c in (st.get("counts") or {}).items():
+            if c.get("type") == "line":
+                what = f"in {c['in']:>5}  out {c['out']:>5}"
+            else:
+                what = f"occupancy {c['occupancy']:>3}  entered {c['entered']:>5}  exited {c['exited']:>5}  dwell {c['dwell']:>4}"
+            by_class = ", ".join(f"{k} " + "/".join(str(v) for kk, v in row.items() if kk != "occupancy") for k, row in c.get("by_class", {}).items())
+            lines.append(f"  {sid[:20]:<20} {zone[:16]:<16} {what}" + (f"  ({by_class})" if by_class else ""))
+    if lines:
+        lines.insert(0, "")
+        lines.insert(1, f"  {'zones: stream':<20} {'zone':<16} counts (by class)")
+    if s.get("events"):
+        lines += ["", f"{'event sink':<44} {'sent':>7} {'dropped':>8} {'failed':>7} {'queued':>7}"]
+        for name, e in s["events"].items():
+            lines.append(f"{name[:44]:<44} {e.get('sent', 0):>7} {e.get('dropped', 0):>8} {e.get('failed', 0):>7} {e.get('queued', 0):>7}")
+    return lines
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+def _zone_prometheus(s: dict[str, Any]) -> list[str]:
+    """Zone counts and event sink deliveries in Prometheus text (labels escaped: zone names are free text)."""
+    families: dict[str, tuple[str, list[str]]] = {}
+
+    def sample(name: str, kind: str, labels: str, value: Any) -> None:
+        families.setdefault(name, (kind, []))[1].append(f"{name}{{{labels}}} {value}")
+
+    for sid, st in s["streams"].items():
+        for zone, c in (st.get("counts") or {}).items():
+            where = f'stream="{_label(sid)}",zone="{_label(zone)}"'
+            for cls, row in c.get("by_class", {}).items():
+                labels = f'{where},class="{_label(cls)}"'
+                if c.get("type") == "line":
+                    for d in ("in", "out"):
+                        sample("trident_zone_crossings_total", "counter", f'{labels},direction="{d}"', row[d])
+                else:
+                    for k in ("entered", "exited", "dwell"):
+                        sample(f"trident_zone_{k}_total", "counter", labels, row[k])
+            if c.get("type") == "polygon":
+                sample("trident_zone_occupancy", "gauge", where, c["occupancy"])
+    for name, e in (s.get("events") or {}).items():
+        for k in ("sent", "dropped", "failed"):
+            sample(f"trident_events_{k}_total", "counter", f'sink="{_label(name)}"', e.get(k, 0))
+    out: list[str] = []
+    for name, (kind, rows) in families.items():  # one TYPE line, then the family's samples together
+        out += [f"# TYPE {name} {kind}", *rows]
+    return out

@@ -19,6 +19,13 @@ and close, the error is recorded for it like a source error) and the others
 go on. A frame that follows a clock restart of its file (`discontinuity`, see
 sources/clock.py) ends the stream's tracks first, keeping the ID counter, so
 no identity is carried across the restart and no ID names two objects.
+
+Streams may also come and go while it runs (`add_source`, `remove_source`,
+used by `trident serve` with `serve=True`, which keeps the loop alive with no
+stream at all). Those calls come from other threads: they prepare the stream
+(source, tracker, output files) on the caller's thread and hand it to the loop
+through a list under a lock; the loop attaches or detaches streams between two
+batches, so the compute path keeps its single owner.
 """
 
 from __future__ import annotations
@@ -35,8 +42,9 @@ from engines.postprocess import PostprocessConfig, RawOutputs, postprocess
 from engines.preprocess import letterbox_batch
 from pipeline.batcher import BatchConfig, Batcher
 from pipeline.camera_motion import update_with_camera_motion
+from pipeline.live_streams import LiveStreams, _StreamChange
 from pipeline.metrics import Metrics
-from pipeline.sinks.base import Sink, SinkRunner
+from pipeline.sinks.base import Sink, SinkRunner, attach_metrics
 from pipeline.sources import Source, SourceConfig, make_source
 from pipeline.sources.base import DecodedFrame, EndOfStream
 from pipeline.contracts import FrameResult
@@ -78,7 +86,7 @@ def _unique_ids(configs: Sequence[SourceConfig]) -> list[str]:
     return ids
 
 
-class Pipeline:
+class Pipeline(LiveStreams):
     """Iterate over it for FrameResults; or call `drain()` to run to the end for the sinks only."""
 
     def __init__(
@@ -91,8 +99,11 @@ class Pipeline:
         sinks: SinkFactory | None = None,
         metrics: Metrics | None = None,
         preprocess_device: str = "auto",
+        serve: bool = False,
+        postprocess_threads: int = 1,  # torch intra-op threads while a CPU post-process runs (0 = torch's default)
+        analytics: "AnalyticsStage | None" = None,  # zones -> counts and events (pipeline/analytics/stage.py)
     ):
-        if not sources:
+        if not sources and not serve:
             raise TridentError("no sources given; pass at least one --source (a file, rtsp:// URL, webcam index or GStreamer pipeline)")
         self.engine, self.postprocess_cfg = engine, postprocess_cfg
         lo, _, hi = engine.spec.batch_range
@@ -100,9 +111,17 @@ class Pipeline:
         self.metrics = metrics or Metrics()
         self.stop_event = threading.Event()
         self._wakeup = threading.Event()
+        self.serve = serve
+        self.postprocess_threads = postprocess_threads
         self.sources: dict[str, Source] = {}
+        self._stops: dict[str, threading.Event] = {}  # one per stream, so one stream can be stopped alone
         for cfg, sid in zip(sources, _unique_ids(sources)):
-            self.sources[sid] = make_source(cfg, self.stop_event, stream_id=sid, wakeup=self._wakeup)
+            self.sources[sid] = make_source(cfg, self._stream_stop(sid), stream_id=sid, wakeup=self._wakeup)
+        self._tracker_cfg = tracker
+        self._streams_lock = threading.Lock()  # guards the stream tables against readers on other threads
+        self._changes: list[_StreamChange] = []  # handed to the loop by add_source / remove_source
+        self._pending: dict[str, Source] = {}  # added, not attached yet: their names are taken
+        self._finished = False
         self.trackers = {}
         if tracker is not None:
             from trackers.factory import make_tracker
@@ -119,6 +138,9 @@ class Pipeline:
         self._failed: dict[str, int] = {}  # stream -> frame at which the runtime failed it (post-process, tracker)
         self._device = self._pick_device(preprocess_device)
         self.metrics.add_probe(self._probe)
+        self.analytics = analytics
+        if analytics is not None:
+            analytics.bind(self)  # each stream's zones, source states -> events, counts -> metrics
         self._started = False
 
     def _pick_device(self, wanted: str) -> str:
@@ -128,7 +150,9 @@ class Pipeline:
         return "cuda" if str(getattr(self.engine, "device", "cpu")).startswith("cuda") else "cpu"
 
     def _probe(self, metrics: Metrics) -> None:
-        for sid, src in self.sources.items():
+        with self._streams_lock:  # streams come and go on the loop's thread; metrics are read on others
+            items = list(self.sources.items())
+        for sid, src in items:
             c = metrics.stream(sid)
             c.dropped, c.reconnects, c.stalls, c.state = src.queue.dropped, src.stats.reconnects, src.stats.stalls, src.state.value
             c.error = self.errors.get(sid) if sid in self._failed else src.error
@@ -144,6 +168,8 @@ class Pipeline:
 
     def stop(self) -> None:
         self.stop_event.set()
+        for event in list(self._stops.values()):
+            event.set()
         self._wakeup.set()
 
     def __iter__(self) -> Iterator[FrameResult]:
@@ -154,11 +180,14 @@ class Pipeline:
             # every stream's sinks exist before any source starts, and inside the `try`: a sink that
             # cannot open (no display, unwritable file) ends the run with the others closed and joined
             for sid, src in self.sources.items():
-                self.sink_runners[sid] = [SinkRunner(s) for s in (self._sink_factory(src) if self._sink_factory else [])]
+                self.sink_runners[sid] = self._make_runners(src)
+            self._budget_start()
             for src in self.sources.values():
                 src.start()
-            batcher = Batcher({sid: s.queue for sid, s in self.sources.items()}, self.batch_cfg, self._wakeup)
+            batcher = Batcher({sid: s.queue for sid, s in self.sources.items()}, self.batch_cfg, self._wakeup, keep_open=self.serve)
             while batcher.active:
+                if self._changes:
+                    self._apply_changes(batcher)
                 frames, ended = batcher.next_batch(self.stop_event)
                 if frames:
                     yield from self._process(frames)
@@ -171,40 +200,90 @@ class Pipeline:
         finally:
             self._shutdown()
 
+    def _make_runners(self, src: Source) -> list[SinkRunner]:
+        """The stream's sinks, each on its thread, their writes timed into the metrics."""
+        runners = [SinkRunner(s) for s in (self._sink_factory(src) if self._sink_factory else [])]
+        for runner in runners:
+            attach_metrics(runner, self.metrics)
+        return runners
+
+    def _budget_start(self) -> None:
+        """Thread CPU sampling for the budget table, and one torch thread for the CPU post-process.
+
+        torch's default of one intra-op thread per core made the post-process fight the engine's
+        and the decoder's threads for the same two cores: its p50 swung from 6 to 185 ms under
+        load, against a steady 6-7 ms on one thread (its ops are small; they do not scale)."""
+        from pipeline.cpu_budget import ThreadSampler
+
+        self._sampler = ThreadSampler().start()
+        self.metrics.thread_cpu, self.metrics.sample_threads = self._sampler.groups, self._sampler.sample
+        self._torch_threads = None
+        if self._device == "cpu" and self.postprocess_threads:
+            import torch
+
+            self._torch_threads = torch.get_num_threads()
+            torch.set_num_threads(self.postprocess_threads)
+
+    def _budget_stop(self) -> None:
+        sampler = getattr(self, "_sampler", None)
+        if sampler is not None:
+            sampler.close()  # a last sample: the threads that end now still count
+        if getattr(self, "_torch_threads", None):
+            import torch
+
+            torch.set_num_threads(self._torch_threads)
+
     def _process(self, frames: list[DecodedFrame]) -> Iterator[FrameResult]:
         frames = [f for f in frames if f.stream_id not in self._failed]  # a failed stream's queued frames go
         if not frames:
             return
         spec = self.engine.spec
-        t0 = time.perf_counter()
+        picked_up = time.time()
+        t0, c0 = time.perf_counter(), time.thread_time()
         batch, letterboxes = letterbox_batch([f.image for f in frames], spec.input_hw, self._device, spec.resize)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.thread_time()
         raw = self.engine.infer(batch)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.thread_time()
         outputs = self._postprocess(raw, frames, letterboxes)
-        t3 = time.perf_counter()
+        t3, c3 = time.perf_counter(), time.thread_time()
         n = len(frames)
         # a batch's cost is shared by its frames: per frame, comparable across batch sizes
         batch_stages = {"preprocess": (t1 - t0) / n, "infer": (t2 - t1) / n, "postprocess": (t3 - t2) / n}
+        # CPU of this thread only: the engine's and torch's worker threads are in the thread budget
+        for name, cpu in (("preprocess", c1 - c0), ("infer", c2 - c1), ("postprocess", c3 - c2)):
+            self.metrics.cpu(name, cpu, n)
+        for frame in frames:  # capture -> picked for a batch: the source queue and the batcher's wait
+            self.metrics.stage("queue", max(0.0, picked_up - frame.wall_time))
+            self.metrics.cpu("decode", frame.decode_cpu_s)
         for frame, output in zip(frames, outputs):
             if output is None or frame.index >= self._failed.get(frame.stream_id, frame.index + 1):
                 continue  # failed at this frame or before it
             dets, sem = output
-            ts = time.perf_counter()
+            ts, cs = time.perf_counter(), time.thread_time()
             try:
                 tracks = self._track(frame, dets)
             except Exception as exc:
                 self._fail(frame, "tracking", exc)
                 continue
             te = time.perf_counter()
+            self.metrics.cpu("track", time.thread_time() - cs)
+            events, counts, analysed = (), None, {}
+            if self.analytics is not None:  # the one analytics hook: pure, per stream, like the tracker
+                try:
+                    events, counts = self.analytics.process(frame, tracks)
+                except Exception as exc:
+                    self._fail(frame, "analytics", exc)
+                    continue
+                analysed = {"analytics": time.perf_counter() - te}
+            ta = time.perf_counter()
             # one dict feeds both the result and the metrics, so the two cannot disagree
-            timings = {"decode": frame.decode_s, **batch_stages, "track": te - ts}
+            timings = {"decode": frame.decode_s, **batch_stages, "track": te - ts, **analysed}
             for name, seconds in timings.items():
                 self.metrics.stage(name, seconds)
-            result = FrameResult(frame, dets, sem, tracks, timings)
+            result = FrameResult(frame, dets, sem, tracks, timings, events, counts)
             for runner in self.sink_runners.get(frame.stream_id, []):
                 runner.submit(result)
-            self.metrics.stage("sink", time.perf_counter() - te)
+            self.metrics.stage("sink", time.perf_counter() - ta)
             self.metrics.frame_done(frame.stream_id, frame.wall_time)
             yield result
         self._close_failed()
@@ -271,6 +350,7 @@ class Pipeline:
 
     def _shutdown(self) -> None:
         self.stop()
+        self._settle_changes()
         for src in self.sources.values():
             src.queue.close()  # a producer blocked on a full queue sees the close and exits
         for src in self.sources.values():
@@ -284,6 +364,9 @@ class Pipeline:
             for runner in runners:
                 for name, error in runner.errors().items():
                     self.errors.setdefault(f"{sid}:{name}", error)
+        if self.analytics is not None:
+            self.analytics.close()  # after the sinks (clips are complete): event sinks deliver what is queued
+        self._budget_stop()
 
     def drain(self, on_result: Callable[[FrameResult], None] | None = None) -> int:
         """Run to the end; returns the number of frames processed."""
@@ -299,13 +382,22 @@ def stream(
     source: str | SourceConfig | Sequence[str | SourceConfig],
     engine: Engine | str | Path,
     tracker: TrackerConfig | None = TrackerConfig(),
+    zones=None,
+    events: Sequence = (),
     **kwargs,
 ) -> Pipeline:
-    """`for result in stream("video.mp4", "model.onnx"): ...` - the iterator form of the pipeline."""
+    """`for result in stream("video.mp4", "model.onnx"): ...` - the iterator form of the pipeline.
+
+    `zones`: a zones file, a `Zones`, or {stream_id: either}; `events`: `--events` URIs or EventSinks.
+    Each result then carries its frame's `events` and the stream's `counts`."""
     from engines.loader import load_engine
 
     items = [source] if isinstance(source, (str, SourceConfig)) else list(source)
     configs = [s if isinstance(s, SourceConfig) else SourceConfig(uri=str(s)) for s in items]
     if not isinstance(engine, Engine):
         engine = load_engine(engine)
+    if zones is not None or events:
+        from pipeline.analytics.stage import AnalyticsStage
+
+        kwargs["analytics"] = AnalyticsStage.build(zones, events, engine.spec.class_names)
     return Pipeline(configs, engine, tracker, **kwargs)

@@ -13,6 +13,7 @@ showing a window still overlap with each other and with the drawing.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -46,17 +47,25 @@ class AnnotationStage(Sink[FrameResult]):
         if not sinks:
             raise TridentError("an annotation stage needs at least one picture sink (video, images or window)")
         self.name = name
+        self.stage = "draw"
         self.annotator = annotator
         self.drawn = 0
         self.feeds = [SinkRunner(sink, queue_size) for sink in sinks]
 
     def write(self, result: FrameResult) -> None:
-        live = [runner for runner in self.feeds if runner.error is None]
+        live = [runner for runner in self.feeds if runner.error is None and runner.sink.wants(result)]
         if not live:
-            return  # every picture sink failed: drawing would be for nobody
+            # every picture sink failed, or none wants this frame (a preview nobody watches, or one
+            # capped below the stream's rate): drawing would be for nobody. The trails of a stream
+            # drawn only for a capped preview are then sampled at the preview's rate.
+            self.last_timing = (0.0, 0.0)
+            return
+        started, cpu = time.perf_counter(), time.thread_time()
         image = self.annotator.draw(result)
         image.setflags(write=False)
         self.drawn += 1
+        # the draw alone: handing the picture on may wait for a full encoder queue
+        self.last_timing = (time.perf_counter() - started, time.thread_time() - cpu)
         picture = Picture(result, image)
         for runner in live:
             runner.submit(picture)

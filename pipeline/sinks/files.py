@@ -18,6 +18,7 @@ class MotSink(Sink):
 
     def __init__(self, path: Path):
         self.name = f"mot:{path.name}"
+        self.stage = "mot"
         self.path = path
         self._f = open(path, "w", encoding="utf-8")
 
@@ -41,6 +42,7 @@ class JsonlSink(Sink):
 
     def __init__(self, path: Path, class_names: tuple[str, ...], masks: bool = True):
         self.name = f"jsonl:{path.name}"
+        self.stage = "jsonl"
         self.path, self.class_names, self.masks = path, class_names, masks
         self._f = open(path, "w", encoding="utf-8")
 
@@ -48,14 +50,14 @@ class JsonlSink(Sink):
         dets, tracks = result.detections, result.tracks
         track_of = {}
         if tracks is not None:
-            track_of = {int(d): int(t) for t, d in zip(tracks.track_ids, tracks.det_index) if d >= 0}
+            track_of = {d: t for t, d in zip(tracks.track_ids.tolist(), tracks.det_index.tolist()) if d >= 0}
         rles = dets.masks.rle() if (self.masks and dets.masks is not None) else None  # from the box crops
         objects = []
-        for i in range(len(dets)):
-            cls = int(dets.class_ids[i])
+        # .tolist() once per array: Python floats of the same float32 values, without a numpy scalar per field
+        for i, (box, score, cls) in enumerate(zip(dets.boxes.tolist(), dets.scores.tolist(), dets.class_ids.tolist())):
             obj = {
-                "box": [round(float(v), 2) for v in dets.boxes[i]],
-                "score": round(float(dets.scores[i]), 4),
+                "box": [round(v, 2) for v in box],
+                "score": round(score, 4),
                 "class_id": cls,
                 "class": self.class_names[cls] if cls < len(self.class_names) else str(cls),
                 "track_id": track_of.get(i),
@@ -71,7 +73,7 @@ class JsonlSink(Sink):
             "timings_ms": {k: round(v * 1e3, 3) for k, v in result.timings.items()},
         }
         if tracks is not None:
-            record["coasting_tracks"] = [int(t) for t, d in zip(tracks.track_ids, tracks.det_index) if d < 0]
+            record["coasting_tracks"] = [t for t, d in zip(tracks.track_ids.tolist(), tracks.det_index.tolist()) if d < 0]
         self._f.write(json.dumps(record, separators=(",", ":")) + "\n")
         self._f.flush()
 

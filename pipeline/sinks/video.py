@@ -30,6 +30,7 @@ class VideoSink(Sink[Picture]):
 
     def __init__(self, path: Path, fps: float | Callable[[], float] = 30.0, crf: int = 23, preset: str = "veryfast"):
         self.name = f"video:{path.name}"
+        self.stage = "encode"
         self.path, self.fps = path, fps
         self.crf, self.preset = crf, preset
         self._container = None
@@ -82,6 +83,7 @@ class ImageSink(Sink[Picture]):
         if every < 1:
             raise TridentError(f"image sink 'every' must be >= 1, got {every}")
         self.name = f"images:{folder.name}"
+        self.stage = "images"
         self.folder, self.every = folder, every
         folder.mkdir(parents=True, exist_ok=True)
 
@@ -100,6 +102,7 @@ class WindowSink(Sink[Picture]):
         import cv2
 
         self.name = f"window:{title}"
+        self.stage = "window"
         self.title = title
         try:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pipeline.cpu_budget import name_thread
 from pipeline.queues import BoundedQueue
 from pipeline.sources.uri import redact
 from pipeline.contracts import Frame
@@ -58,6 +59,7 @@ class DecodedFrame(Frame):
 
     decode_s: float = 0.0
     discontinuity: bool = False  # the source re-based its clock before this frame (see sources/clock.py)
+    decode_cpu_s: float = 0.0  # the source thread's CPU since its previous frame (its decoder's own threads: cpu_budget)
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class SourceConfig:
     # restarted its clock: the source re-bases it, reports it, and the stream's tracks start afresh.
     # Larger: a long real gap in a recording is predicted over instead; smaller: it ends the tracks.
     clock_jump_s: float = 2.0
+    zones: str = ""  # a zones file (lines, polygons) for this stream only; "" = the run's --zones, if any
 
     def __post_init__(self) -> None:
         if self.kind not in ("auto", "file", "rtsp", "webcam", "gstreamer"):
@@ -131,6 +134,9 @@ class Source:
         self.total_frames: int | None = None  # known for files, for progress bars
         self.fps: float | None = None  # the stream's nominal rate, when it declares one
         self._index = 0
+        # called (source, old state, new state) on the source's thread at each change: stream_down/up events
+        self.state_listeners: list = []
+        self._cpu_mark = 0.0  # thread_time at the previous frame, on the source's thread
         self._thread = threading.Thread(target=self._run, name=f"source-{stream_id}", daemon=True)
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -147,11 +153,18 @@ class Source:
 
     def _set_state(self, state: SourceState) -> None:
         if state != self.state:
-            self.state = state
+            old, self.state = self.state, state
             self.stats.state_changes.append((time.monotonic(), state.value))
             log.info("%s: %s", self.stream_id, state.value)
+            for listener in list(self.state_listeners):
+                try:
+                    listener(self, old, state)
+                except Exception:  # a listener's bug must not end the stream
+                    log.exception("%s: state listener failed", self.stream_id)
 
     def _run(self) -> None:
+        name_thread("decode")  # the decoder's worker threads inherit the name: the budget counts them as decode
+        self._cpu_mark = time.thread_time()
         try:
             self._produce()
         except TridentError as exc:
@@ -175,7 +188,11 @@ class Source:
         waiting for the stream excluded). Returns False when the source should stop."""
         if self.stop_event.is_set():
             return False
-        frame = DecodedFrame(self.stream_id, self._index, float(pts), image, time.time(), decode_s, discontinuity)
+        cpu_now = time.thread_time()
+        cpu, self._cpu_mark = cpu_now - self._cpu_mark, cpu_now
+        # wall_time is when decoding of this frame began (its packet was in hand): capture as far as
+        # this process can see it, so end-to-end latency includes the decode
+        frame = DecodedFrame(self.stream_id, self._index, float(pts), image, time.time() - decode_s, decode_s, discontinuity, cpu)
         if not self.queue.put(frame, stop=self.stop_event):
             return False
         self._index += 1
