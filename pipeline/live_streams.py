@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import TridentError
-from pipeline.sinks.base import SinkRunner
 from pipeline.sources import Source, SourceConfig, make_source
 
 if TYPE_CHECKING:
@@ -50,12 +49,13 @@ class LiveStreams:
         return event
 
     # --- streams added and removed while the pipeline runs (thread-safe; see the module docstring) ---
-    def add_source(self, cfg: SourceConfig) -> str:
+    def add_source(self, cfg: SourceConfig, zones: Any = None) -> str:
         """Start one more stream without disturbing the others; returns its stream id (unique, file-safe).
 
         Its output files open here, on the caller's thread (a sink that cannot open raises here and
         nothing changes); the loop starts its source at the next batch. A camera that cannot be
-        reached fails later on its own thread, alone, like any source."""
+        reached fails later on its own thread, alone, like any source. `zones` (a parsed `Zones`)
+        replace the stream's own `cfg.zones` file and the run's zones; they need the analytics stage."""
         with self._streams_lock:
             if self._finished:
                 raise TridentError("the pipeline has stopped; no stream can be added")
@@ -67,7 +67,11 @@ class LiveStreams:
             self._pending[sid] = source
         try:
             change = _StreamChange(sid, source)
-            change.runners = [SinkRunner(s) for s in (self._sink_factory(source) if self._sink_factory else [])]
+            if self.analytics is not None:  # before the sinks: the annotation draws the stream's zones
+                self.analytics.attach(source, zones)
+            elif zones:
+                raise TridentError(f"{sid}: zones need the pipeline's analytics stage (Pipeline(..., analytics=AnalyticsStage(...)))")
+            change.runners = self._make_runners(source)
             if self._tracker_cfg is not None:
                 from trackers.factory import make_tracker
 
@@ -77,6 +81,8 @@ class LiveStreams:
 
                     change.camera_motion = CameraMotion(self._tracker_cfg.cmc)
         except BaseException:
+            if self.analytics is not None:
+                self.analytics.detach(sid)
             with self._streams_lock:
                 self._pending.pop(sid, None)
                 self._stops.pop(sid, None)
@@ -135,6 +141,8 @@ class LiveStreams:
                     for table in (self.trackers, self.camera_motion, self.errors, self._failed):
                         table.pop(sid, None)
                     self.metrics.forget(sid)
+                    if self.analytics is not None:
+                        self.analytics.detach(sid)
         for change in changes:
             if change.source is not None:
                 change.source.start()

@@ -134,7 +134,7 @@ def _serve(args: argparse.Namespace) -> int:
         import uvicorn
     except ImportError as exc:
         raise TridentError(f"trident serve needs FastAPI and uvicorn ({exc.name} is missing): pip install 'trident-vision[serve]'") from None
-    from engines.loader import load_engine
+    from pipeline.engine_choice import load_run_engine
     from pipeline.serve.app import LOOPBACK_HOSTS, create_app
     from pipeline.serve.service import CameraService, ServeOptions
 
@@ -148,8 +148,7 @@ def _serve(args: argparse.Namespace) -> int:
         _check_out_dir(Path(opts.out))
     sock = bind(args.host, args.port)
     try:
-        options = {"threads": cfg.engine.threads} if cfg.engine.threads and cfg.engine.model.endswith(".onnx") else {}
-        engine = load_engine(cfg.engine.model, device=cfg.engine.device, **options)
+        engine = load_run_engine(cfg.engine.model, cfg.engine.device, cfg.engine.threads)  # as `trident run` loads it
         service = CameraService(cfg, engine, opts)
     except BaseException:
         sock.close()

@@ -57,6 +57,7 @@ class PreviewSink(Sink[Picture]):
         self._last: Jpeg | None = None
         self.closed = False
         self.encoded = 0  # JPEGs made: the preview's whole cost is this many draws and encodes
+        self.encode_s = 0.0  # seconds spent encoding them (this sink's thread)
 
     # --- the frame path (annotation thread, then this sink's thread) -----------------------------
     def wants(self, result: object) -> bool:
@@ -74,6 +75,7 @@ class PreviewSink(Sink[Picture]):
     def write(self, picture: Picture) -> None:
         import cv2
 
+        started = time.perf_counter()
         ok, buf = cv2.imencode(".jpg", picture.image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         if not ok:
             raise TridentError(f"{self.stream_id}: OpenCV could not encode the preview JPEG")
@@ -82,6 +84,7 @@ class PreviewSink(Sink[Picture]):
             seq = self._last.seq + 1 if self._last else 1
             self._last = Jpeg(buf.tobytes(), seq, picture.result.frame.index, w, h, time.monotonic())
             self.encoded += 1
+            self.encode_s += time.perf_counter() - started
             viewers = list(self._viewers)
             self._cond.notify_all()
         for wake in viewers:

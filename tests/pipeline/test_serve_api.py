@@ -228,7 +228,7 @@ def test_recent_events_and_live_server_sent_events(served):
 def test_metrics_are_prometheus_text_with_the_preview_gauges(served, clips):
     s = served()
     s.json("POST", "/streams", {"name": "clip", "uri": str(clips[0])})
-    s.wait_for("clip", lambda e: e["state"] == "closed")
+    s.wait_for("clip", lambda e: e["state"] == "closed" and e["frames"] == 24)  # decoded, then processed
     status, headers, body = s.request("GET", "/metrics")
     text = body.decode()
     assert status == 200 and headers["content-type"].startswith("text/plain")
