@@ -90,6 +90,7 @@ class MqttEventSink(ThreadedEventSink):
         self.unacked_at_close = 0
         self.connects = self.disconnects = 0
         self.connected = threading.Event()
+        self._closing = False  # our own disconnect at the end is not an outage
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"trident-{os.getpid()}-{uuid.uuid4().hex[:8]}", clean_session=True)
         if user is not None:
             client.username_pw_set(user, password)
@@ -113,7 +114,7 @@ class MqttEventSink(ThreadedEventSink):
         log.info("%s: connected", self.name)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
-        if self.connected.is_set():
+        if self.connected.is_set() and not self._closing:
             self.disconnects += 1
             self._warn(f"broker {self.address} went away ({reason_code}); reconnecting, events are buffered")
         self.connected.clear()
@@ -146,6 +147,7 @@ class MqttEventSink(ThreadedEventSink):
         while self.pending and not self.stop.wait(0.02):
             pass
         self.unacked_at_close = self.pending
+        self._closing = True
         try:
             self.client.disconnect()
         finally:
