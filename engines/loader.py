@@ -18,6 +18,8 @@ from engines.base import Engine
 from pipeline.errors import TridentError
 
 ENTRY_POINT_GROUP = "trident.engines"
+# devices that name a runtime rather than a processor: the entry point of that name runs the model
+RUNTIME_DEVICES = ("openvino",)
 
 
 def registered_runtimes() -> dict[str, metadata.EntryPoint]:
@@ -42,7 +44,7 @@ def _loader_for(model: str | Path) -> Callable[..., Engine]:
             "install Trident with pip (pip install -e . in a source tree) so its metadata exists"
         )
     if key not in runtimes:
-        known = ", ".join(f".{k}" for k in sorted(runtimes))
+        known = ", ".join(f".{k}" for k in sorted(runtimes) if k not in RUNTIME_DEVICES)
         what = f"a {key}:// model" if "://" in str(model) else f"'{Path(str(model)).name}'"
         raise TridentError(f"don't know how to run {what}: expected a file ending in {known}, or a URI of a registered runtime")
     try:
@@ -60,6 +62,11 @@ def load_engine(model: str | Path, device: str = "auto", **options: Any) -> Engi
     if "://" not in str(model):
         path = Path(model)
         if not path.exists():
-            known = ", ".join(f".{k}" for k in sorted(registered_runtimes()) if k != "triton")
+            known = ", ".join(f".{k}" for k in sorted(registered_runtimes()) if k not in ("triton",) + RUNTIME_DEVICES)
             raise TridentError(f"model file {path} does not exist; pass a {known} file")
+        if device in RUNTIME_DEVICES:  # `--device openvino`: that runtime, for any file it reads
+            runtimes = registered_runtimes()
+            if device not in runtimes:
+                raise TridentError(f"--device {device} needs the {device} runtime, which is not registered; reinstall trident-vision")
+            return runtimes[device].load()(model, device=device, **options)
     return _loader_for(model)(model, device=device, **options)

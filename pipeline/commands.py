@@ -20,7 +20,7 @@ BUNDLED_CLIP = "demo_clip.mp4"
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="output folder (default runs/trident, runs/demo for demo)")
     p.add_argument("--tracker", default=None, choices=("bytetrack", "ocsort", "sort", "none"), help="tracker per stream (default bytetrack)")
-    p.add_argument("--device", default=None, help="engine device: auto | cpu | cuda | tensorrt")
+    p.add_argument("--device", default=None, help="engine device: auto | cpu | cuda | tensorrt | openvino (auto on a CPU: the faster installed runtime, see README)")
     p.add_argument("--batch", type=int, default=None, help="frames per engine call across streams")
     p.add_argument("--score-threshold", type=float, default=None)
     p.add_argument("--max-frames", type=int, default=None, help="stop each source after N frames")
