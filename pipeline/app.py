@@ -174,6 +174,7 @@ def _prepare_pipeline(cfg: RunConfig, engine: Any, out: Path, metrics: Metrics, 
         sinks=_sink_factory(cfg, out, spec.class_names, spec.sem_class_names, outputs, analytics=analytics),
         metrics=metrics,
         preprocess_device="cpu" if cfg.preprocess_device == "cpu" else cfg.preprocess_device,
+        infer_every=cfg.infer_every,
         analytics=analytics,
     )
     _check_outputs_free(cfg, out, list(pipe.sources))

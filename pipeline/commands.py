@@ -29,6 +29,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-video", action="store_true", help="skip the annotated MP4")
     p.add_argument("--show", action="store_true", help="live window (needs the GUI build of OpenCV)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--infer-every", type=int, default=None, metavar="K",
+                   help="run the network on every K-th frame of each stream, the tracker predicts between (default 1)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config field, e.g. tracker.high_score=0.5")
     g = p.add_argument_group("zones, counting and events")
     g.add_argument("--zones", default=None, metavar="FILE", help="lines and polygons (YAML/TOML, frame pixels) counted on every stream")
@@ -71,6 +73,7 @@ def _config_from_args(args: argparse.Namespace, base: dict, default_out: str):
         ("engine.model", getattr(args, "model", None)),
         ("engine.device", args.device),
         ("batch.max_batch", args.batch),
+        ("infer_every", getattr(args, "infer_every", None)),
         ("postprocess.score_threshold", args.score_threshold),
         ("metrics_json", args.metrics_json),
         ("prometheus_port", args.prometheus_port),

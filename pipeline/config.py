@@ -69,6 +69,10 @@ class RunConfig:
     metrics_json: str = ""  # write the final metrics here
     prometheus_port: int = 0  # serve /metrics on 127.0.0.1:PORT while running (0 = off)
     progress: bool = True
+    # the network sees every K-th frame of each stream and the tracker predicts the frames between
+    # (outputs still for every frame; pipeline/interval.py). 1 = every frame; higher: more cameras per
+    # CPU, objects seen up to K-1 frames late (README: HOTA and FPS for K = 1, 2, 3)
+    infer_every: int = 1
     zones: str = ""  # zones file (lines, polygons) for every stream; a source's own `zones:` replaces it
     events: tuple[str, ...] = ()  # event sinks: mqtt://HOST:PORT/TOPIC, http(s)://HOST/PATH, FILE.jsonl
     event_delivery: EventDelivery = field(default_factory=EventDelivery)
@@ -77,6 +81,10 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.prometheus_port < 0 or self.prometheus_port > 65535:
             raise TridentError(f"prometheus_port must be 0..65535, got {self.prometheus_port}")
+        if self.infer_every < 1:
+            raise TridentError(f"infer_every must be >= 1 (1 = every frame), got {self.infer_every}")
+        if self.infer_every > 1 and not self.tracking:
+            raise TridentError("infer_every > 1 needs tracking (the tracker predicts the frames the network skips); drop --tracker none or use --infer-every 1")
         if self.preprocess_device not in ("auto", "cpu", "cuda"):
             raise TridentError(f"preprocess_device must be auto, cpu or cuda, got {self.preprocess_device!r}")
 

@@ -225,6 +225,9 @@ class FrameResult:
     # and the stream's counts after this frame (what the annotated video draws)
     events: tuple["Event", ...] = ()
     counts: dict[str, Any] | None = None
+    # False on a frame the network skipped (`infer_every` > 1, pipeline/interval.py): detections are
+    # the tracks' predicted boxes carrying the last inferred frame's scores, classes and masks
+    inferred: bool = True
 
     def __post_init__(self) -> None:
         if __debug__:

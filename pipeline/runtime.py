@@ -30,6 +30,7 @@ batches, so the compute path keeps its single owner.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import threading
@@ -37,12 +38,15 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+import numpy as np
+
 from engines.base import Engine
 from engines.postprocess import PostprocessConfig, RawOutputs, postprocess
 from engines.preprocess import letterbox_batch
 from pipeline.batcher import BatchConfig, Batcher
 from pipeline.camera_motion import update_with_camera_motion
 from pipeline.live_streams import LiveStreams, _StreamChange
+from pipeline.interval import IntervalCarry
 from pipeline.metrics import Metrics
 from pipeline.sinks.base import Sink, SinkRunner, attach_metrics
 from pipeline.sources import Source, SourceConfig, make_source
@@ -101,6 +105,7 @@ class Pipeline(LiveStreams):
         preprocess_device: str = "auto",
         serve: bool = False,
         postprocess_threads: int = 1,  # torch intra-op threads while a CPU post-process runs (0 = torch's default)
+        infer_every: int = 1,  # the network sees every K-th frame of a stream; the tracker predicts between (interval.py)
         analytics: "AnalyticsStage | None" = None,  # zones -> counts and events (pipeline/analytics/stage.py)
     ):
         if not sources and not serve:
@@ -113,6 +118,12 @@ class Pipeline(LiveStreams):
         self._wakeup = threading.Event()
         self.serve = serve
         self.postprocess_threads = postprocess_threads
+        if infer_every < 1:
+            raise TridentError(f"infer_every must be >= 1 (1 = every frame), got {infer_every}")
+        if infer_every > 1 and tracker is None:
+            raise TridentError("infer_every > 1 needs a tracker to predict the frames between inferences; turn tracking on or set infer_every: 1")
+        self.infer_every = infer_every
+        self._carry = collections.defaultdict(IntervalCarry)  # per stream: what the last inferred frame measured
         self.sources: dict[str, Source] = {}
         self._stops: dict[str, threading.Event] = {}  # one per stream, so one stream can be stopped alone
         for cfg, sid in zip(sources, _unique_ids(sources)):
@@ -239,29 +250,46 @@ class Pipeline(LiveStreams):
             return
         spec = self.engine.spec
         picked_up = time.time()
-        t0, c0 = time.perf_counter(), time.thread_time()
-        batch, letterboxes = letterbox_batch([f.image for f in frames], spec.input_hw, self._device, spec.resize)
-        t1, c1 = time.perf_counter(), time.thread_time()
-        raw = self.engine.infer(batch)
-        t2, c2 = time.perf_counter(), time.thread_time()
-        outputs = self._postprocess(raw, frames, letterboxes)
-        t3, c3 = time.perf_counter(), time.thread_time()
-        n = len(frames)
-        # a batch's cost is shared by its frames: per frame, comparable across batch sizes
-        batch_stages = {"preprocess": (t1 - t0) / n, "infer": (t2 - t1) / n, "postprocess": (t3 - t2) / n}
-        # CPU of this thread only: the engine's and torch's worker threads are in the thread budget
-        for name, cpu in (("preprocess", c1 - c0), ("infer", c2 - c1), ("postprocess", c3 - c2)):
-            self.metrics.cpu(name, cpu, n)
+        # infer_every: only the frames the network must see go to it; the others are predicted below
+        todo, starting = [], set()
+        for f in frames:
+            if self._needs_inference(f, starting):
+                todo.append(f)
+                starting.add(f.stream_id)  # its later frames in this batch are predicted from this one
+        inferred: dict[int, tuple | None] = {}
+        batch_stages: dict[str, float] = {}
+        if todo:
+            t0, c0 = time.perf_counter(), time.thread_time()
+            batch, letterboxes = letterbox_batch([f.image for f in todo], spec.input_hw, self._device, spec.resize)
+            t1, c1 = time.perf_counter(), time.thread_time()
+            raw = self.engine.infer(batch)
+            t2, c2 = time.perf_counter(), time.thread_time()
+            outputs = self._postprocess(raw, todo, letterboxes)
+            t3, c3 = time.perf_counter(), time.thread_time()
+            n = len(todo)
+            inferred = {id(f): out for f, out in zip(todo, outputs)}
+            # a batch's cost is shared by its frames: per frame, comparable across batch sizes
+            batch_stages = {"preprocess": (t1 - t0) / n, "infer": (t2 - t1) / n, "postprocess": (t3 - t2) / n}
+            # CPU of this thread only: the engine's and torch's worker threads are in the thread budget
+            for name, cpu in (("preprocess", c1 - c0), ("infer", c2 - c1), ("postprocess", c3 - c2)):
+                self.metrics.cpu(name, cpu, n)
         for frame in frames:  # capture -> picked for a batch: the source queue and the batcher's wait
             self.metrics.stage("queue", max(0.0, picked_up - frame.wall_time))
             self.metrics.cpu("decode", frame.decode_cpu_s)
-        for frame, output in zip(frames, outputs):
-            if output is None or frame.index >= self._failed.get(frame.stream_id, frame.index + 1):
+        for frame in frames:
+            was_inferred = id(frame) in inferred
+            output = inferred.get(id(frame))
+            if (was_inferred and output is None) or frame.index >= self._failed.get(frame.stream_id, frame.index + 1):
                 continue  # failed at this frame or before it
-            dets, sem = output
             ts, cs = time.perf_counter(), time.thread_time()
             try:
-                tracks = self._track(frame, dets)
+                if was_inferred:
+                    dets, sem = output
+                    tracks = self._track(frame, dets)
+                    if self.infer_every > 1:
+                        self._carry[frame.stream_id].remember(dets, tracks, sem)
+                else:
+                    dets, tracks, sem = self._predict(frame)
             except Exception as exc:
                 self._fail(frame, "tracking", exc)
                 continue
@@ -277,10 +305,10 @@ class Pipeline(LiveStreams):
                 analysed = {"analytics": time.perf_counter() - te}
             ta = time.perf_counter()
             # one dict feeds both the result and the metrics, so the two cannot disagree
-            timings = {"decode": frame.decode_s, **batch_stages, "track": te - ts, **analysed}
+            timings = {"decode": frame.decode_s, **(batch_stages if was_inferred else {}), "track": te - ts, **analysed}
             for name, seconds in timings.items():
                 self.metrics.stage(name, seconds)
-            result = FrameResult(frame, dets, sem, tracks, timings, events, counts)
+            result = FrameResult(frame, dets, sem, tracks, timings, events, counts, inferred=was_inferred)
             for runner in self.sink_runners.get(frame.stream_id, []):
                 runner.submit(result)
             self.metrics.stage("sink", time.perf_counter() - ta)
@@ -309,6 +337,21 @@ class Pipeline(LiveStreams):
                 self._fail(frame, "post-processing", exc)
                 outputs.append(None)
         return outputs
+
+    def _needs_inference(self, frame: DecodedFrame, inferring: set[str]) -> bool:
+        """Every K-th frame of a stream, and whatever the tracker cannot predict: a stream's first
+        frame (unless an earlier one of this batch is inferred), the first after a clock restart."""
+        if self.infer_every == 1:
+            return True
+        ready = self._carry[frame.stream_id].ready or frame.stream_id in inferring
+        return frame.index % self.infer_every == 0 or getattr(frame, "discontinuity", False) or not ready
+
+    def _predict(self, frame: DecodedFrame):
+        """A frame the network skips: the tracker predicts, the last inferred frame's measurements follow."""
+        tracker, motion = self.trackers[frame.stream_id], self.camera_motion.get(frame.stream_id)
+        H = motion.step(frame.image, np.zeros((0, 4), np.float32)) if motion is not None else None
+        tracks = tracker.predict(frame.pts, camera_motion=H)
+        return self._carry[frame.stream_id].carry(tracks, (frame.height, frame.width))
 
     def _track(self, frame: DecodedFrame, dets):
         tracker = self.trackers.get(frame.stream_id)

@@ -34,6 +34,8 @@ class Tracker(Protocol):
 
     def update(self, detections: Detections, frame_time: float, camera_motion: np.ndarray | None = None) -> Tracks: ...
 
+    def predict(self, frame_time: float, camera_motion: np.ndarray | None = None) -> Tracks: ...
+
     def reset(self) -> None: ...
 
 
@@ -113,6 +115,22 @@ class BaseTracker(abc.ABC):
         # where contracts are not checked; such rows must not poison a filter.
         usable &= np.isfinite(boxes).all(axis=1) & np.isfinite(detections.scores)
         self._associate(detections, usable, now, first)
+        self.table.prune(now)
+        self._last_time = now
+        self._frames += 1
+        return self.table.output(now)
+
+    def predict(self, frame_time: float, camera_motion: np.ndarray | None = None) -> Tracks:
+        """Advance every track to `frame_time` on a frame the detector did not see (the pipeline's
+        `infer_every`): the filter predicts, no track counts as missed (nothing looked for it), so
+        none is lost or removed for it; lost tracks still expire by time. Reported tracks have
+        det_index -1 and their predicted boxes. `update()` after it predicts from here on."""
+        now = _check_time(frame_time, self._last_time)
+        H = None if camera_motion is None else check_camera_motion(camera_motion)
+        steps = 1.0 if self._last_time is None else self.config.frames_between(now - self._last_time)
+        if H is not None:
+            self.table.warp(H)
+        self.table.predict(steps, Detections.empty())
         self.table.prune(now)
         self._last_time = now
         self._frames += 1

@@ -72,6 +72,8 @@ class JsonlSink(Sink):
             "objects": objects,
             "timings_ms": {k: round(v * 1e3, 3) for k, v in result.timings.items()},
         }
+        if not result.inferred:  # infer_every: the tracker's predictions carrying the last measurements
+            record["inferred"] = False
         if tracks is not None:
             record["coasting_tracks"] = [t for t, d in zip(tracks.track_ids.tolist(), tracks.det_index.tolist()) if d < 0]
         self._f.write(json.dumps(record, separators=(",", ":")) + "\n")
