@@ -104,7 +104,10 @@ class Batcher:
                 else:
                     frames.append(item)
             if frames and deadline is None:
-                deadline = time.monotonic() + self.cfg.max_wait_ms / 1e3
+                # counted from the oldest frame's capture, not from when it was taken here: a frame
+                # that already waited in its queue (the engine was busy) is not held any longer
+                waited = max(0.0, time.time() - min(getattr(f, "wall_time", time.time()) for f in frames))
+                deadline = time.monotonic() + max(0.0, self.cfg.max_wait_ms / 1e3 - waited)
             if ended and not frames:
                 return frames, ended  # report ends promptly
             if len(frames) >= self.cfg.max_batch or not self.queues:

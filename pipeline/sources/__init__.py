@@ -21,7 +21,10 @@ __all__ = [
     "stream_name",
 ]
 
-LIVE_QUEUE, FILE_QUEUE = 4, 16
+# A live queue holds 2 frames: one being decoded into while the engine works, one waiting. Each frame
+# more is one frame interval more latency (4 at 10 fps: up to 400 ms) and buys nothing on a live
+# camera, whose frames cannot be caught up on anyway (drop_oldest drops and counts them).
+LIVE_QUEUE, FILE_QUEUE = 2, 16
 
 
 def make_source(cfg: SourceConfig, stop: threading.Event, stream_id: str | None = None, wakeup: threading.Event | None = None) -> Source:

@@ -76,7 +76,7 @@ class SourceConfig:
     uri: str
     stream_id: str = ""  # default: derived from the uri, password-free
     kind: str = "auto"  # auto | file | rtsp | webcam | gstreamer
-    queue_size: int = 0  # 0: 16 for files, 4 for live sources
+    queue_size: int = 0  # 0: 16 for files, 2 for live sources
     queue_policy: str = ""  # "": block for files (lose nothing), drop_oldest for live (bounded latency)
     rtsp_transport: str = "tcp"  # tcp survives packet loss; udp has lower latency on clean networks
     open_timeout_s: float = 10.0  # connecting to a camera that does not answer gives up after this

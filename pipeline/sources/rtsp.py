@@ -107,7 +107,9 @@ class RtspSource(Source):
                     if not container.streams.video:
                         raise FatalError(f"{safe_uri} has no video stream")
                     stream = container.streams.video[0]
-                    stream.thread_type = "AUTO"
+                    # slice threads only: frame threads hold each frame back by one per thread (at
+                    # 10 fps and 3 threads, 200 ms of latency before the pipeline sees it)
+                    stream.thread_type = "SLICE"
                     self._set_state(SourceState.STREAMING)
                     self._last_frame = time.monotonic()
                     # a packet the decoder rejects (lost over UDP, a glitching camera) is skipped and counted,
