@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -82,6 +83,7 @@ def run_once(args, arm: str, tmp: Path, mqtt_port: int | None) -> dict:
     zones = yaml.safe_load(ZONES) if arm == "+zones+events" else None
     viewer = None
     try:
+        cpu_before = resource.getrusage(resource.RUSAGE_SELF)
         service.add(SourceConfig(uri=VTEST, stream_id="clip", max_frames=args.frames), zones=zones)
         if arm != "serve":
             viewer = Viewer(sock.getsockname()[1], "/streams/clip/preview.mjpg")
@@ -90,8 +92,12 @@ def run_once(args, arm: str, tmp: Path, mqtt_port: int | None) -> dict:
         while not done(service.metrics.summary()["streams"].get("clip", {"state": "", "frames": 0, "frames_decoded": 1})):
             time.sleep(0.05)
         entry = service.stream("clip")
-        stages = service.metrics.summary()["stages"]
-        service_jpeg_s = service.previews["clip"].encode_s
+        cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+        preview = service.previews["clip"]
+        service_jpeg_s = preview.encode_s
+        # the preview's CPU: every draw (nothing else draws without --out) and every JPEG
+        draw_cpu = service.metrics.cpu_s.get("draw", [0.0])[0]
+        preview_cpu = draw_cpu + preview.encode_cpu_s
     finally:
         if viewer is not None:
             viewer.stop.set()
@@ -105,10 +111,16 @@ def run_once(args, arm: str, tmp: Path, mqtt_port: int | None) -> dict:
         "frames": entry["frames"],
         "jpegs": entry["preview"]["jpegs"],
         "parts": viewer.parts if viewer else 0,
-        "draw_p50_ms": (stages.get("draw") or {}).get("p50_ms"),
+        "draw_ms": 1e3 * draw_cpu / max(1, entry["preview"]["jpegs"]),
         "jpeg_ms": 1e3 * service_jpeg_s / max(1, entry["preview"]["jpegs"]),
         "counts": entry["counts"],
+        "cpu_share": preview_cpu / max(1e-9, _cpu(cpu_after) - _cpu(cpu_before)),
+        "cpu_ms_per_frame": 1e3 * (_cpu(cpu_after) - _cpu(cpu_before)) / max(1, entry["frames"]),
     }
+
+
+def _cpu(usage) -> float:
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -133,7 +145,8 @@ def main() -> None:
             for arm in order:
                 res = run_once(args, arm, tmp, mqtt_port)
                 results[arm].append(res)
-                print(f"round {r} {arm:<14} fps {res['fps']:6.2f}  frames {res['frames']}  preview jpegs {res['jpegs']:4d}  parts read {res['parts']:4d}", flush=True)
+                print(f"round {r} {arm:<14} fps {res['fps']:6.2f}  frames {res['frames']}  preview jpegs {res['jpegs']:4d}  parts read {res['parts']:4d}  "
+                      f"preview CPU share {100 * res['cpu_share']:.2f} %  CPU/frame {res['cpu_ms_per_frame']:.1f} ms", flush=True)
     finally:
         if broker is not None:
             broker.terminate()
@@ -146,7 +159,13 @@ def main() -> None:
     print(f"FPS median: serve {fps['serve']:.2f}, +viewer {fps['+viewer']:.2f} ({cost('+viewer'):+.1f} %), "
           f"+zones+events {fps['+zones+events']:.2f} ({cost('+zones+events'):+.1f} %)")
     print(f"preview per viewed run: {statistics.median(x['jpegs'] for x in viewer)} JPEGs made, {statistics.median(x['parts'] for x in viewer)} parts read; "
-          f"draw p50 {statistics.median(x['draw_p50_ms'] or 0 for x in viewer):.2f} ms, JPEG {statistics.median(x['jpeg_ms'] for x in viewer):.2f} ms each")
+          f"draw {statistics.median(x['draw_ms'] for x in viewer):.2f} ms CPU each, JPEG {statistics.median(x['jpeg_ms'] for x in viewer):.2f} ms each")
+    cpf = {a: statistics.median(x["cpu_ms_per_frame"] for x in v) for a, v in results.items()}
+    more = lambda a: 100 * (cpf[a] / cpf["serve"] - 1)  # noqa: E731
+    print(f"process CPU per frame, median (what bounds FPS on a busy CPU; less sensitive to other load than wall FPS): "
+          f"serve {cpf['serve']:.1f} ms, +viewer {cpf['+viewer']:.1f} ms ({more('+viewer'):+.1f} %), +zones+events {cpf['+zones+events']:.1f} ms ({more('+zones+events'):+.1f} %)")
+    share = statistics.median(x["cpu_share"] for x in viewer)
+    print(f"the preview's own CPU (draws + JPEGs) over the process's CPU while the clip ran: {100 * share:.2f} % (median of the viewed runs)")
     print(f"mqtt: {'on' if mqtt_port else 'absent (JSON Lines events only)'}; counts (last run): {results['+zones+events'][-1]['counts']}")
 
 

@@ -57,7 +57,8 @@ class PreviewSink(Sink[Picture]):
         self._last: Jpeg | None = None
         self.closed = False
         self.encoded = 0  # JPEGs made: the preview's whole cost is this many draws and encodes
-        self.encode_s = 0.0  # seconds spent encoding them (this sink's thread)
+        self.encode_s = 0.0  # wall seconds spent encoding them (this sink's thread)
+        self.encode_cpu_s = 0.0  # and CPU seconds
 
     # --- the frame path (annotation thread, then this sink's thread) -----------------------------
     def wants(self, result: object) -> bool:
@@ -75,7 +76,7 @@ class PreviewSink(Sink[Picture]):
     def write(self, picture: Picture) -> None:
         import cv2
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         ok, buf = cv2.imencode(".jpg", picture.image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         if not ok:
             raise TridentError(f"{self.stream_id}: OpenCV could not encode the preview JPEG")
@@ -85,6 +86,7 @@ class PreviewSink(Sink[Picture]):
             self._last = Jpeg(buf.tobytes(), seq, picture.result.frame.index, w, h, time.monotonic())
             self.encoded += 1
             self.encode_s += time.perf_counter() - started
+            self.encode_cpu_s += time.thread_time() - cpu
             viewers = list(self._viewers)
             self._cond.notify_all()
         for wake in viewers:
