@@ -22,6 +22,10 @@ class DataConfig:
     translate: float = 0.1
     flip: float = 0.5
     mosaic: float = 0.0  # probability of a 4-image mosaic; helps small objects, costs CPU in the loader
+    # After zoom/shift, recompute each box from its mask: tighter when exact masks (synthetic, COCO) are cut at
+    # the border. Off when the box is the label and the mask approximate (autolabel's motion masks, clipped to
+    # the teacher's box): refitting would teach the mask's extent instead of the teacher's box.
+    boxes_from_masks: bool = True
     workers: int = 0  # DataLoader processes; 0 = load in the training process
 
 

@@ -79,7 +79,8 @@ def build_datasets(cfg: TrainConfig):
     from training.data import CocoInstances, MosaicDataset, SyntheticVideoDataset, eval_transforms, train_transforms
 
     hw = tuple(cfg.model.input_hw)
-    tf = train_transforms(hw, seed=cfg.seed, scale=tuple(cfg.data.scale), translate=cfg.data.translate, flip_p=cfg.data.flip)
+    tf = train_transforms(hw, seed=cfg.seed, scale=tuple(cfg.data.scale), translate=cfg.data.translate, flip_p=cfg.data.flip,
+                          boxes_from_masks=cfg.data.boxes_from_masks)
     parts, val = [], None
     if cfg.data.synthetic:
         raw = SyntheticVideoDataset(cfg.data.synthetic, cfg.data.train_split, transforms=tf)

@@ -153,10 +153,12 @@ class RandomAffine:
         translate: float = 0.1,
         min_area: float = 4.0,
         p: float = 1.0,
+        boxes_from_masks: bool = True,
     ) -> None:
         if not 0 < scale[0] <= scale[1]:
             raise ValueError(f"RandomAffine scale must be 0 < min <= max, got {scale}")
         self.rng, self.scale, self.translate, self.min_area, self.p = rng, scale, translate, min_area, p
+        self.boxes_from_masks = boxes_from_masks
 
     def reseed(self, seed: int | np.random.SeedSequence) -> None:
         self.rng = _seeded(seed)
@@ -168,11 +170,12 @@ class RandomAffine:
         h, w = sample.hw
         tx = float(self.rng.uniform(-self.translate, self.translate)) * w
         ty = float(self.rng.uniform(-self.translate, self.translate)) * h
-        return affine(sample, s, (tx, ty), self.min_area)
+        return affine(sample, s, (tx, ty), self.min_area, self.boxes_from_masks)
 
 
-def affine(sample: Sample, s: float, shift: tuple[float, float], min_area: float = 4.0) -> Sample:
-    """Zoom by ``s`` about the image centre and shift by ``shift`` pixels (deterministic core of RandomAffine)."""
+def affine(sample: Sample, s: float, shift: tuple[float, float], min_area: float = 4.0, boxes_from_masks: bool = True) -> Sample:
+    """Zoom by ``s`` about the image centre and shift by ``shift`` pixels (deterministic core of RandomAffine);
+    boxes are then refitted to their masks, or (``boxes_from_masks=False``) only clipped to the image."""
     h, w = sample.hw
     ox = (1 - s) * w / 2 + shift[0]
     oy = (1 - s) * h / 2 + shift[1]
@@ -197,7 +200,7 @@ def affine(sample: Sample, s: float, shift: tuple[float, float], min_area: float
         scale=sample.scale * s,
         pad=(sample.pad[0] * s + ox, sample.pad[1] * s + oy),
     )
-    return refit_boxes(out, min_area, from_masks=True)
+    return refit_boxes(out, min_area, from_masks=boxes_from_masks)
 
 
 class HorizontalFlip:
@@ -269,13 +272,14 @@ def train_transforms(
     translate: float = 0.1,
     flip_p: float = 0.5,
     min_area: float = 4.0,
+    boxes_from_masks: bool = True,
 ) -> Compose:
     """Letterbox, random zoom/shift, HSV jitter and horizontal flip, each with its own seeded stream."""
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)]
     return Compose(
         [
             LetterboxTransform(input_hw),
-            RandomAffine(rngs[0], scale=scale, translate=translate, min_area=min_area),
+            RandomAffine(rngs[0], scale=scale, translate=translate, min_area=min_area, boxes_from_masks=boxes_from_masks),
             HSVJitter(rngs[1]),
             HorizontalFlip(rngs[2], p=flip_p),
         ]
