@@ -13,17 +13,49 @@ loop reads without a lock.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from pipeline.errors import TridentError
 from pipeline.sources import Source, SourceConfig, make_source
+from pipeline.sources.uri import safe_file_stem, stream_name
 
 if TYPE_CHECKING:
     from pipeline.batcher import Batcher
 
+log = logging.getLogger("trident.pipeline")
+
 CHANGE_TIMEOUT_S = 30.0  # how long remove_source waits for the loop to let go of a stream (one batch, normally)
 JOIN_REMOVED_S = 2.0  # a removed source still inside a camera's open timeout ends on its own, unjoined
+
+
+def _unique_ids(configs: Sequence[SourceConfig]) -> list[str]:
+    """One id per source, each a safe file name in --out and unique after sanitising.
+
+    Ids name the output files (`<id>.mp4`, `<id>.jsonl`), so `../x` or `cam/1`
+    would leave the folder or fail to open: an id is reduced to a safe file
+    stem (a warning says what it became), an id with nothing usable left is
+    refused. Uniqueness ignores case, so `Cam` and `cam` cannot share a file on
+    a case-insensitive disk (macOS, Windows shares).
+    """
+    ids: list[str] = []
+    for i, cfg in enumerate(configs):
+        base = safe_file_stem(cfg.stream_id) if cfg.stream_id else stream_name(cfg.uri)
+        if cfg.stream_id:
+            if not base:
+                raise TridentError(
+                    f"sources[{i}].stream_id {cfg.stream_id!r} has no character usable in a file name; "
+                    "use letters, digits, '.', '-' or '_' (e.g. stream_id: cam1), or leave it out to name the stream after its source"
+                )
+            if base != cfg.stream_id:
+                log.warning("sources[%d].stream_id %r is not a safe file name; the stream is called %r", i, cfg.stream_id, base)
+        sid, n = base, 1
+        while sid.casefold() in {s.casefold() for s in ids}:
+            n += 1
+            sid = f"{base}-{n}"
+        ids.append(sid)
+    return ids
 
 
 @dataclasses.dataclass(eq=False)
@@ -60,8 +92,6 @@ class LiveStreams:
             if self._finished:
                 raise TridentError("the pipeline has stopped; no stream can be added")
             taken = [*self.sources, *self._pending]
-            from pipeline.runtime import _unique_ids  # the naming rule of the constructor (runtime imports this module)
-
             sid = _unique_ids([*(SourceConfig(uri=t, stream_id=t) for t in taken), cfg])[-1]
             source = make_source(cfg, self._stream_stop(sid), stream_id=sid, wakeup=self._wakeup)
             self._pending[sid] = source

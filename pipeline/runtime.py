@@ -45,7 +45,7 @@ from engines.postprocess import PostprocessConfig, RawOutputs, postprocess
 from engines.preprocess import letterbox_batch
 from pipeline.batcher import BatchConfig, Batcher
 from pipeline.camera_motion import update_with_camera_motion
-from pipeline.live_streams import LiveStreams, _StreamChange
+from pipeline.live_streams import LiveStreams, _StreamChange, _unique_ids
 from pipeline.interval import IntervalCarry
 from pipeline.metrics import Metrics
 from pipeline.sinks.base import Sink, SinkRunner, attach_metrics
@@ -58,36 +58,6 @@ from trackers.config import TrackerConfig
 log = logging.getLogger("trident.pipeline")
 
 SinkFactory = Callable[[Source], Sequence[Sink]]
-
-
-def _unique_ids(configs: Sequence[SourceConfig]) -> list[str]:
-    """One id per source, each a safe file name in --out and unique after sanitising.
-
-    Ids name the output files (`<id>.mp4`, `<id>.jsonl`), so `../x` or `cam/1`
-    would leave the folder or fail to open: an id is reduced to a safe file
-    stem (a warning says what it became), an id with nothing usable left is
-    refused. Uniqueness ignores case, so `Cam` and `cam` cannot share a file on
-    a case-insensitive disk (macOS, Windows shares).
-    """
-    from pipeline.sources.uri import safe_file_stem, stream_name
-
-    ids: list[str] = []
-    for i, cfg in enumerate(configs):
-        base = safe_file_stem(cfg.stream_id) if cfg.stream_id else stream_name(cfg.uri)
-        if cfg.stream_id:
-            if not base:
-                raise TridentError(
-                    f"sources[{i}].stream_id {cfg.stream_id!r} has no character usable in a file name; "
-                    "use letters, digits, '.', '-' or '_' (e.g. stream_id: cam1), or leave it out to name the stream after its source"
-                )
-            if base != cfg.stream_id:
-                log.warning("sources[%d].stream_id %r is not a safe file name; the stream is called %r", i, cfg.stream_id, base)
-        sid, n = base, 1
-        while sid.casefold() in {s.casefold() for s in ids}:
-            n += 1
-            sid = f"{base}-{n}"
-        ids.append(sid)
-    return ids
 
 
 class Pipeline(LiveStreams):
