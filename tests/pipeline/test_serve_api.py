@@ -100,8 +100,7 @@ def test_an_unreachable_camera_is_accepted_at_once_and_disturbs_no_other_camera(
     started = time.monotonic()
     status, dead = s.json("POST", "/streams", {"name": "dead", "uri": f"rtsp://127.0.0.1:{free_port()}/nothing"})
     assert status == 201 and time.monotonic() - started < 3.0  # connecting happens on its own thread
-    time.sleep(2.0)
-    live = s.json("GET", "/streams/live")[1]
+    live = s.wait_for("live", lambda e: e["frames"] >= before + 10, timeout=20)  # while the other one tries
     assert live["state"] == "streaming" and live["frames"] >= before + 10, live
     dead = s.wait_for("dead", lambda e: e["state"] in ("reconnecting", "closed"), timeout=20)
     assert dead["state"] in ("connecting", "reconnecting", "closed") and dead["frames"] == 0
