@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from pipeline.errors import TridentError
 
@@ -68,8 +69,12 @@ def run(args: argparse.Namespace) -> int:
         masks=args.masks,
         val_fraction=args.val_fraction,
     )
-    with tqdm(total=_expected_frames(list(args.source), opts.frames), unit="frame", desc="autolabel") as bar:
-        summary = autolabel(opts, args.out, overwrite=args.overwrite, device=args.device, on_frame=bar.update)
+    try:
+        with tqdm(total=_expected_frames(list(args.source), opts.frames), unit="frame", desc="autolabel") as bar:
+            summary = autolabel(opts, args.out, overwrite=args.overwrite, device=args.device, on_frame=bar.update)
+    except KeyboardInterrupt:
+        print(f"autolabel stopped: the frames done are kept in {args.out}; run the same command again to resume", file=sys.stderr)
+        raise
     resumed = summary.frames - summary.teacher_frames
     sources = ", ".join(f"{k} {v}" for k, v in sorted(summary.mask_sources.items())) or "none"
     print(
