@@ -74,6 +74,7 @@ def latency(local, remotes: dict, frames: list, iters: int, client, model: str) 
     batches = [letterbox_batch([f], local.spec.input_hw)[0] for f in frames]
     times: dict[str, list[float]] = {"local": [], **{k: [] for k in remotes}}
     compute = {k: 0.0 for k in remotes}
+    overhead: dict[str, list[float]] = {k: [] for k in remotes}  # per request: wall - the server's model time
     for i in range(iters):
         images = batches[i % len(batches)]
         for name, engine in (("local", local), *remotes.items()):
@@ -82,11 +83,14 @@ def latency(local, remotes: dict, frames: list, iters: int, client, model: str) 
             engine.infer(images)
             times[name].append((time.perf_counter() - t0) * 1e3)
             if before is not None:
-                compute[name] += _compute_ms(client, model)[1] - before[1]
+                spent = _compute_ms(client, model)[1] - before[1]  # requests are sequential: this one's model time
+                compute[name] += spent
+                overhead[name].append(times[name][-1] - spent)
     out = {k: {"p50_ms": float(np.percentile(v, 50)), "mean_ms": float(np.mean(v))} for k, v in times.items()}
     for k in remotes:
         out[k]["server_model_mean_ms"] = compute[k] / iters
         out[k]["added_mean_ms"] = out[k]["mean_ms"] - out[k]["server_model_mean_ms"]
+        out[k]["added_p50_ms"] = float(np.percentile(overhead[k], 50))
         out[k]["added_p50_vs_local_ms"] = out[k]["p50_ms"] - out["local"]["p50_ms"]
     return out
 
