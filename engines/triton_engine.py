@@ -109,7 +109,11 @@ class TritonEngine:
         if use_shm:
             self._setup_shm(self.spec.batch_range[2], required=address.shm == "on")
         blank = np.zeros((1, 3, *self.spec.input_hw), np.uint8)
-        self.infer(blank)  # one request now: shapes, shared memory and the model answer before the first frame
+        try:
+            self.infer(blank)  # one request now: shapes, shared memory and the model answer before the first frame
+        except BaseException:
+            self.close()  # the shared-memory regions and the channel go with the refusal
+            raise
         self.stats = WireStats()
 
     # -- connection --------------------------------------------------------------------------------
@@ -139,8 +143,8 @@ class TritonEngine:
         addr, client = self.address, self._client
         try:
             ready = client.is_model_ready(addr.model)
-        except Exception as exc:
-            ready, _ = False, exc
+        except Exception:  # tritonclient raises for an unknown name on some servers instead of answering False
+            ready = False
         if not ready:
             raise TridentError(f"{addr.where} does not serve a ready model named '{addr.model}'{self._served_names()}; check the name in triton://HOST:PORT/NAME")
         config = client.get_model_config(addr.model)
