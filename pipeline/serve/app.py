@@ -183,7 +183,11 @@ async def _mjpeg(service: CameraService, sink: Any, name: str):
                 return
             if jpeg is None and sent == 0 and waited >= PLACEHOLDER_AFTER_S:
                 sent = -1
-                yield _part(placeholder_jpeg(f"{name}: {service.stream(name)['state']}"), -1)
+                try:
+                    state = service.stream(name)["state"]
+                except ServiceError:  # removed meanwhile: its sink closes, the loop ends next turn
+                    state = "removed"
+                yield _part(placeholder_jpeg(f"{name}: {state}"), -1)
             try:
                 await asyncio.wait_for(wake.wait(), 0.5)
             except asyncio.TimeoutError:
