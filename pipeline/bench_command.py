@@ -59,6 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--iters", type=positive_int, default=50)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = all usable cores)")
+    p.add_argument("--torch-threads", type=int, default=1,
+                   help="torch threads for a CPU post-process (default 1, as `trident run` uses; 0 = torch's default)")
     p.add_argument("--compile", action="store_true", help="torch engine: torch.compile")
     p.add_argument("--half", action="store_true", help="torch engine: FP16 autocast (CUDA)")
     p.add_argument("--json", default=None, help="also write the numbers here")
@@ -87,6 +89,11 @@ def _bench(args: argparse.Namespace) -> int:
     post = PostprocessConfig() if args.score_threshold is None else PostprocessConfig(score_threshold=args.score_threshold)
     frames = video_frames(args.video or asset(BUNDLED_CLIP), max(args.frames, args.batch), tuple(args.frame_size) if args.frame_size else None)
     engine = load_engine(args.model, device=args.device, **options)
+    on_cpu = not str(getattr(engine, "device", "cpu")).startswith("cuda")
+    if on_cpu and args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)  # the pipeline's setting (runtime._budget_start says why)
     try:
         engine.spec.check_batch(args.batch)
         on_gpu = str(getattr(engine, "device", "cpu")).startswith("cuda")
