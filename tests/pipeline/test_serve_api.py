@@ -93,25 +93,26 @@ def test_a_camera_added_while_serving_gives_snapshots_and_a_capped_mjpeg_preview
 
 @pytest.mark.rtsp
 @needs_rtsp
-def test_an_unreachable_camera_is_accepted_at_once_and_disturbs_no_other_camera(served, camera):
+def test_an_unreachable_camera_is_accepted_at_once_and_disturbs_no_other_camera(served):
     s = served()
-    assert s.json("POST", "/streams", {"name": "live", "uri": camera.url})[0] == 201
-    before = s.wait_for("live", lambda e: e["frames"] >= 5)["frames"]
-    started = time.monotonic()
-    status, dead = s.json("POST", "/streams", {"name": "dead", "uri": f"rtsp://127.0.0.1:{free_port()}/nothing"})
-    assert status == 201 and time.monotonic() - started < 3.0  # connecting happens on its own thread
-    live = s.wait_for("live", lambda e: e["frames"] >= before + 10, timeout=20)  # while the other one tries
-    assert live["state"] == "streaming" and live["frames"] >= before + 10, live
-    dead = s.wait_for("dead", lambda e: e["state"] in ("reconnecting", "closed"), timeout=20)
-    assert dead["state"] in ("connecting", "reconnecting", "closed") and dead["frames"] == 0
-    # a viewer of a camera with no picture gets a labelled placeholder, not a hung response
-    _, parts, _ = mjpeg_parts(s.port, "/streams/dead/preview.mjpg", 1, timeout=10)
-    assert int(parts[0][0]["x-frame-index"]) == -1 and _decode(parts[0][1]).shape == (180, 320, 3)
-    assert s.request("GET", "/streams/dead/snapshot.jpg")[0] == 503
-    started = time.monotonic()
-    assert s.json("DELETE", "/streams/dead")[0] == 200
-    assert time.monotonic() - started < 5.0
-    assert s.json("GET", "/streams/live")[1]["state"] == "streaming"
+    with RtspServer() as camera:  # a generated live pattern that never ends (a looped clip restarts each loop)
+        assert s.json("POST", "/streams", {"name": "live", "uri": camera.url})[0] == 201
+        before = s.wait_for("live", lambda e: e["frames"] >= 5)["frames"]
+        started = time.monotonic()
+        status, dead = s.json("POST", "/streams", {"name": "dead", "uri": f"rtsp://127.0.0.1:{free_port()}/nothing"})
+        assert status == 201 and time.monotonic() - started < 3.0  # connecting happens on its own thread
+        live = s.wait_for("live", lambda e: e["frames"] >= before + 10, timeout=20)  # while the other one tries
+        assert live["state"] == "streaming" and live["frames"] >= before + 10, live
+        dead = s.wait_for("dead", lambda e: e["state"] in ("reconnecting", "closed"), timeout=20)
+        assert dead["state"] in ("connecting", "reconnecting", "closed") and dead["frames"] == 0
+        # a viewer of a camera with no picture gets a labelled placeholder, not a hung response
+        _, parts, _ = mjpeg_parts(s.port, "/streams/dead/preview.mjpg", 1, timeout=10)
+        assert int(parts[0][0]["x-frame-index"]) == -1 and _decode(parts[0][1]).shape == (180, 320, 3)
+        assert s.request("GET", "/streams/dead/snapshot.jpg")[0] == 503
+        started = time.monotonic()
+        assert s.json("DELETE", "/streams/dead")[0] == 200
+        assert time.monotonic() - started < 5.0
+        assert s.json("GET", "/streams/live")[1]["state"] == "streaming"
 
 
 @pytest.mark.rtsp

@@ -17,7 +17,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason="trident serve needs the `serve` extra (FastAPI, uvicorn)")
 
-from pipeline.commands import asset, bundled_onnx  # noqa: E402
+from pipeline.commands import bundled_onnx  # noqa: E402
 from pipeline.serve.command import check_binding, is_loopback  # noqa: E402
 from pipeline.errors import TridentError  # noqa: E402
 from tests.support.rtsp import RtspServer, rtsp_available  # noqa: E402
@@ -83,7 +83,7 @@ def _get(url: str) -> dict:
 def test_sigterm_stops_the_service_with_every_cameras_outputs_flushed_and_closed(tmp_path):
     import av
 
-    with RtspServer(clip=asset("demo_clip.mp4")) as camera:
+    with RtspServer() as camera:  # a live pattern that never ends (a looped clip restarts at every loop)
         config = tmp_path / "cameras.yaml"
         config.write_text(f"sources:\n  - {{uri: '{camera.url}', stream_id: gate}}\n")
         proc, url = _start("--model", str(bundled_onnx()), "--config", str(config), "--out", str(tmp_path / "out"))
