@@ -40,7 +40,9 @@ def test_pipeline_never_imports_training():
     assert _edges("pipeline", "training") == []
 
 
-@pytest.mark.parametrize("package, allowed", [("engines", {"engines"}), ("trackers", {"trackers"}), ("training", {"training", "engines"})])
+# training may use the trackers (pure numpy/scipy): `trident autolabel` gives a teacher's boxes track ids
+# with Trident's own tracker, so a dataset's identities are the ones the pipeline would give.
+@pytest.mark.parametrize("package, allowed", [("engines", {"engines"}), ("trackers", {"trackers"}), ("training", {"training", "engines", "trackers"})])
 def test_packages_use_only_the_contract_modules_of_pipeline(package, allowed):
     bad = [(m, d) for m, deps in GRAPH.items() if m.split(".")[0] == package for d in deps if d.split(".")[0] not in allowed and d not in CONTRACTS]
     assert bad == [], f"{package} reaches past the contracts: {sorted(bad)}"
