@@ -97,7 +97,7 @@ class ServerProcess:
         # -P: the script's folder is not put on sys.path, so nothing next to it can shadow a package
         return [str(self.python), "-P", str(SERVER_SCRIPT), "--repo", str(self.repo), "--name", self.name, "--host", self.host,
                 "--grpc-port", str(self.grpc_port), "--http-port", str(self.http_port), "--metrics-port", str(self.metrics_port),
-                "--threads", str(self.threads)]
+                "--threads", str(self.threads), "--parent-pid", str(os.getpid())]
 
     def start(self, timeout_s: float = 180.0) -> "ServerProcess":
         import tritonclient.grpc as grpcclient

@@ -73,6 +73,29 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Stop when the process that started us is gone (a killed test run, a crashed `serve-model`).
+
+    The server runs in its own session so that stopping it takes tritonserver along; the price is that
+    a parent killed with SIGKILL signals nothing, so the orphan notices by itself.
+    """
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            except PermissionError:
+                pass  # alive, owned by another user
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repo", required=True)
@@ -82,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--http-port", type=int, required=True)
     p.add_argument("--metrics-port", type=int, required=True)
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = every usable core)")
+    p.add_argument("--parent-pid", type=int, default=0, help="stop when this process is gone (0 = never)")
     args = p.parse_args(argv)
+    if args.parent_pid:
+        _exit_with_parent(args.parent_pid)
 
     from pytriton.decorators import batch
     from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
