@@ -198,6 +198,8 @@ class Pipeline(LiveStreams):
 
         self._sampler = ThreadSampler().start()
         self.metrics.thread_cpu, self.metrics.sample_threads = self._sampler.groups, self._sampler.sample
+        for src in self.sources.values():
+            src.before_exit = self._sampler.sample  # a short file's decoder may end between two samples
         self._torch_threads = None
         if self._device == "cpu" and self.postprocess_threads:
             import torch

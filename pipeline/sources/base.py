@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -137,6 +138,7 @@ class Source:
         # called (source, old state, new state) on the source's thread at each change: stream_down/up events
         self.state_listeners: list = []
         self._cpu_mark = 0.0  # thread_time at the previous frame, on the source's thread
+        self.before_exit: Callable[[], None] | None = None  # called on the source's thread as it ends
         self._thread = threading.Thread(target=self._run, name=f"source-{stream_id}", daemon=True)
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -174,6 +176,8 @@ class Source:
             self.error = redact(f"{type(exc).__name__}: {exc}")
             log.exception("%s: source failed", self.stream_id)
         finally:
+            if self.before_exit is not None:
+                self.before_exit()  # the CPU budget samples this thread (and its decoder's) before it ends
             self._set_state(SourceState.CLOSED)
             # The sentinel must arrive even behind a slow consumer (a closed queue ignores it);
             # the timeout only guards against a consumer that died without closing the queue.
