@@ -27,5 +27,5 @@ trident export --weights "$RUN/best.pt" --out "$RUN/student.onnx" --batch-range 
 
 # 4. the numbers: agreement on the held-out 40 %, mask coverage, `trident run` speed against the teacher
 trident eval --weights "$RUN/student.onnx" --data data/vtest --split val --json "$RUN/eval_val.json"
-python benchmarks/distill/measure.py --data data/vtest --teacher "$RUN/teacher.onnx" --student "$RUN/student.onnx" \
-    --source "$CLIP" --json benchmarks/distill/results.json
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} python benchmarks/distill/measure.py --data data/vtest --teacher "$RUN/teacher.onnx" --student "$RUN/student.onnx" \
+    --source "$CLIP" --json benchmarks/distill/results.json --repeats 4
