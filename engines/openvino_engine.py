@@ -10,7 +10,7 @@ Precision is pinned to f32 (`INFERENCE_PRECISION_HINT`): on CPUs with
 bf16 units OpenVINO would otherwise run an FP32 model in bf16 and give other
 detections than ONNX Runtime on the same frames. INT8 QDQ models still run
 their quantised layers in int8. Threads: `threads` (0/None = all usable
-cores; `trident run` passes the cores but one, see pipeline/engine_choice.py)
+cores; `trident run` passes the usable cores, see pipeline/engine_choice.py)
 and the LATENCY hint, one inference at a time, as the pipeline calls it.
 
     pip install 'trident-vision[openvino]'

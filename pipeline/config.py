@@ -28,11 +28,11 @@ from trackers.config import TrackerConfig
 class EngineConfig:
     model: str = ""  # .onnx (ONNX Runtime), .engine/.plan (TensorRT) or .pt (torch reference)
     device: str = "auto"  # auto | cpu | cuda | tensorrt (ONNX Runtime's TensorRT EP)
-    threads: int = 0  # CPU engine intra-op threads; 0 = the usable cores but one (pipeline/engine_choice.py says why)
+    threads: int = 0  # CPU engine intra-op threads; 0 = the usable cores (pipeline/engine_choice.py says why)
 
     def __post_init__(self) -> None:
         if self.threads < 0:
-            raise TridentError(f"engine.threads must be >= 0 (0 = the usable cores but one), got {self.threads}")
+            raise TridentError(f"engine.threads must be >= 0 (0 = the usable cores), got {self.threads}")
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,14 @@
 
 Threads: on a CPU the engine shares the cores with the stream's decoder,
 drawing and encoder threads and the post-process. Measured on the 2-core AMD
-EPYC (benchmarks/bench_e2e.py --budget, vtest.avi, A/B alternated): ONNX
-Runtime on both cores spent 44-54 ms of CPU a frame on inference (its pool
-spins up and waits on the other threads) against 30-38 ms on one core, for
-the same frames per second under load. So unless `engine.threads` says
-otherwise, the engine gets every usable core but one (at least one), and
-`trident bench`, which times the engine alone, keeps all of them.
+EPYC (benchmarks/bench_e2e.py --budget-only --variant, vtest.avi, 300 frames,
+A/B alternated): on a machine loaded by other jobs, ONNX Runtime on both
+cores spent 44-54 ms of CPU a frame against 30-38 ms on one, for the same
+frames per second; on the same machine idle, both cores gave 18.5 FPS
+against 15.5 on one (inference 30 vs 39 ms a frame). A box that runs Trident
+is the idle case, so unless `engine.threads` says otherwise the engine gets
+every usable core, as `trident bench` gives it; set `engine.threads` lower
+on a machine that has other work to do.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ log = logging.getLogger("trident.run")
 
 
 def pipeline_threads(cores: int | None = None) -> int:
-    """Intra-op threads for an engine inside the pipeline: the usable cores but one, at least one."""
+    """Intra-op threads for an engine inside the pipeline: the usable cores (module docstring says why)."""
     cores = default_threads() if cores is None else cores
-    return max(1, cores - 1)
+    return max(1, cores)
 
 
 def engine_options(model: str, device: str, threads: int) -> dict[str, Any]:
