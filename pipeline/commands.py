@@ -97,13 +97,20 @@ def _config_from_args(args: argparse.Namespace, base: dict, default_out: str):
             data.setdefault("clips", {})[key] = value
     if args.no_progress:
         data["progress"] = False
+    apply_tracker_and_sets(data, args)
+    return build_run_config(data)
+
+
+def apply_tracker_and_sets(data: dict, args: argparse.Namespace) -> None:
+    """`--tracker` (`none` turns tracking off) and every `--set key=value`, last, so they win (run and serve)."""
+    from pipeline.config import apply_override
+
     if args.tracker == "none":
         data["tracking"] = False
     elif args.tracker:
         data.setdefault("tracker", {})["algorithm"] = args.tracker
     for assignment in args.set:
         apply_override(data, assignment)
-    return build_run_config(data)
 
 
 def _report(summary) -> int:

@@ -104,6 +104,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def _config(args: argparse.Namespace):
+    from pipeline.commands import apply_tracker_and_sets
     from pipeline.config import apply_override, build_run_config, expand_patterns, load_config_file, source_list
 
     data = dict(load_config_file(args.config)) if args.config else {}
@@ -116,12 +117,7 @@ def _config(args: argparse.Namespace):
     ):
         if value is not None:
             apply_override(data, f"{assignment}={json.dumps(value)}")
-    if args.tracker == "none":
-        data["tracking"] = False
-    elif args.tracker:
-        data.setdefault("tracker", {})["algorithm"] = args.tracker
-    for assignment in args.set:
-        apply_override(data, assignment)
+    apply_tracker_and_sets(data, args)
     cfg = build_run_config(data)
     if not cfg.engine.model:
         raise TridentError("no model given; pass --model model.onnx (the bundled one: trident demo prints where it is)")
