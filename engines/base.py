@@ -41,10 +41,13 @@ def check_images(images: Any, spec: "ModelSpec", where: str) -> None:
         raise TridentError(f"{where}: images must be [B,3,H,W], got {list(shape)}")
     if dtype != "uint8":
         raise TridentError(f"{where}: images must be uint8 (normalisation is inside the model), got {dtype}")
-    if tuple(shape[2:]) != tuple(spec.input_hw):
+    if not spec.accepts_hw(shape[2:]):
+        built = f"{spec.input_hw[0]}x{spec.input_hw[1]}"
+        if spec.dynamic_hw:
+            built = f"multiples of 32 up to {built}"
         raise TridentError(
-            f"{where}: images are {shape[2]}x{shape[3]} but the engine was built for "
-            f"{spec.input_hw[0]}x{spec.input_hw[1]}; letterbox frames to the engine input (engines.preprocess) "
+            f"{where}: images are {shape[2]}x{shape[3]} but the engine was built for {built}; "
+            "letterbox frames to the engine input (engines.preprocess.batch_input_hw + letterbox_batch) "
             "or re-export with --imgsz"
         )
     spec.check_batch(shape[0])

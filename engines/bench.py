@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -11,17 +12,21 @@ import numpy as np
 
 from engines.base import Engine
 from engines.postprocess import PostprocessConfig, postprocess
-from engines.preprocess import letterbox_batch
+from engines.preprocess import batch_input_hw, letterbox_batch
 
 
 def run_bench(engine: Engine, frames: list[np.ndarray], batch: int, iters: int, warmup: int, device: str = "cpu", post_cfg: PostprocessConfig = PostprocessConfig()) -> dict[str, Any]:
     spec = engine.spec
     times: dict[str, list[float]] = {"preprocess": [], "infer": [], "postprocess": [], "total": []}
     detections = []
+    sizes: Counter[tuple[int, int]] = Counter()
     for i in range(warmup + iters):
         chunk = [frames[(i * batch + j) % len(frames)] for j in range(batch)]
         t0 = time.perf_counter()
-        images, lbs = letterbox_batch(chunk, spec.input_hw, device, spec.resize)
+        # the input size the pipeline would use for these frames (rect inference on a dynamic_hw
+        # model), so bench and pipeline time the same network work
+        hw = batch_input_hw([f.shape[:2] for f in chunk], spec)
+        images, lbs = letterbox_batch(chunk, hw, device, spec.resize)
         t1 = time.perf_counter()
         raw = engine.infer(images)
         if device != "cpu":
@@ -35,13 +40,16 @@ def run_bench(engine: Engine, frames: list[np.ndarray], batch: int, iters: int, 
             for k, v in (("preprocess", t1 - t0), ("infer", t2 - t1), ("postprocess", t3 - t2), ("total", t3 - t0)):
                 times[k].append(v)
             detections.extend(len(d) for d, _ in results)
+            sizes[hw] += 1
     stats = {}
     for k, v in times.items():
         arr = np.asarray(v) * 1e3
         stats[k] = {"p50_ms": float(np.percentile(arr, 50)), "p90_ms": float(np.percentile(arr, 90)), "p99_ms": float(np.percentile(arr, 99)), "mean_ms": float(arr.mean())}
     return {
         "engine": type(engine).__name__,
-        "input_hw": list(spec.input_hw),
+        "input_hw": list(sizes.most_common(1)[0][0]),  # the size the timed batches ran at (the most frequent)
+        "input_sizes": {f"{h}x{w}": n for (h, w), n in sorted(sizes.items())},
+        "nominal_hw": list(spec.input_hw),
         "frame_hw": list(frames[0].shape[:2]),
         "batch": batch,
         "iters": iters,
@@ -51,9 +59,21 @@ def run_bench(engine: Engine, frames: list[np.ndarray], batch: int, iters: int, 
     }
 
 
+def _input_text(result: dict[str, Any]) -> str:
+    """'input 384x512 (rect; nominal 384x640)', or the plain size, or each size's batch count when they varied."""
+    h, w = result["input_hw"]
+    nominal = result.get("nominal_hw", result["input_hw"])
+    sizes = result.get("input_sizes", {})
+    if len(sizes) > 1:
+        return "inputs " + ", ".join(f"{k} ({n} batches)" for k, n in sizes.items()) + f" (rect; nominal {nominal[0]}x{nominal[1]})"
+    if list(nominal) != [h, w]:
+        return f"input {h}x{w} (rect; nominal {nominal[0]}x{nominal[1]})"
+    return f"input {h}x{w}"
+
+
 def format_bench(result: dict[str, Any]) -> str:
     lines = [
-        f"{result['engine']}  input {result['input_hw'][0]}x{result['input_hw'][1]}  batch {result['batch']}  "
+        f"{result['engine']}  {_input_text(result)}  batch {result['batch']}  "
         f"({result['iters']} iterations, {result['mean_detections']:.1f} detections/frame)",
         f"{'stage':<12} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9} {'mean ms':>9}",
     ]

@@ -20,6 +20,7 @@ and the LATENCY hint, one inference at a time, as the pipeline calls it.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,9 @@ from pipeline.errors import TridentError
 
 INSTALL = "pip install 'trident-vision[openvino]' (or pip install openvino)"
 RT_INFO_KEY = "trident_spec"  # IR runtime-info key holding the ModelSpec JSON (ONNX: metadata 'trident.spec')
+# compiled shapes kept per engine: batch sizes x the input sizes of a few camera aspects; one compiled
+# copy of the n model holds ~20 MB, and compiling one takes well under a second
+MAX_COMPILED = 16
 
 
 def _first_line(exc: BaseException) -> str:
@@ -79,7 +83,8 @@ class OpenVinoEngine:
         if threads:
             self._config["INFERENCE_NUM_THREADS"] = int(threads)
         self._core, self._model = core, model
-        self._requests: dict[int, Any] = {}  # batch size -> infer request of a model compiled for that static shape
+        # (batch, height, width) -> infer request of a model compiled for that static shape, oldest first
+        self._requests: OrderedDict[tuple[int, int, int], Any] = OrderedDict()
         self.output_names = [_name(o) for o in model.outputs]
         # one warm-up on a blank batch, as ONNX Runtime's: first-run allocations here, and a spec that
         # belongs to another model is refused now by the real output shapes
@@ -89,22 +94,29 @@ class OpenVinoEngine:
 
     device = "cpu"  # where the outputs are: host memory, for the post-process and the letterbox
 
-    def _request(self, batch: int) -> Any:
-        """A request compiled for this batch size (OpenVINO's CPU kernels are faster on static shapes
-        than on the graph's dynamic batch); compiled on first use, at most one per size in the range."""
-        request = self._requests.get(batch)
+    def _request(self, shape: tuple[int, int, int]) -> Any:
+        """A request compiled for this (batch, height, width) (OpenVINO's CPU kernels are faster on static
+        shapes than on the graph's dynamic axes); compiled on first use. Height/width vary only for a
+        dynamic_hw model (rect inference: one size per camera aspect), so a few sizes are kept and the
+        least recently used one is dropped past MAX_COMPILED."""
+        request = self._requests.get(shape)
         if request is None:
+            batch, h, w = shape
             model = self._model.clone()
-            model.reshape({INPUT_NAME: [batch, 3, *self.spec.input_hw]})
+            model.reshape({INPUT_NAME: [batch, 3, h, w]})
             try:
                 compiled = self._core.compile_model(model, self.ov_device, self._config)
             except Exception as exc:
                 raise TridentError(f"OpenVINO cannot compile {self.path.name} for {self.ov_device} ({_first_line(exc)})") from None
-            request = self._requests[batch] = compiled.create_infer_request()
+            request = self._requests[shape] = compiled.create_infer_request()
+            while len(self._requests) > MAX_COMPILED:
+                self._requests.popitem(last=False)
+        else:
+            self._requests.move_to_end(shape)
         return request
 
     def _run(self, feed: np.ndarray) -> list[np.ndarray]:
-        request = self._request(int(feed.shape[0]))
+        request = self._request((int(feed.shape[0]), int(feed.shape[2]), int(feed.shape[3])))
         request.infer({INPUT_NAME: feed})
         # copies: the request's output buffers are reused by the next call, the post-process may still hold them
         return [np.array(request.get_output_tensor(i).data) for i in range(len(self.output_names))]

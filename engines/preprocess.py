@@ -15,7 +15,7 @@ common choice for letterboxed detectors.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -23,7 +23,44 @@ from pipeline.errors import TridentError
 
 from pipeline.letterbox import RESIZE_MODES, Letterbox
 
+if TYPE_CHECKING:
+    from engines.spec import ModelSpec
+
 PAD_VALUE = 114
+STRIDE = 32  # the network's largest stride: a rect input is padded up to a multiple of it
+
+
+def _ceil_to_stride(n: int) -> int:
+    return -(-max(1, n) // STRIDE) * STRIDE
+
+
+def batch_input_hw(frame_hws: Sequence[tuple[int, int]], spec: "ModelSpec") -> tuple[int, int]:
+    """The network input (height, width) for one batch of frames of these (height, width) sizes.
+
+    "Rect" inference: a model whose spec says `dynamic_hw` (and that is
+    letterboxed) gets each frame at the nominal letterbox scale,
+    min(ih/h, iw/w), padded only up to the next multiple of 32 instead of to
+    input_hw, so a 768x576 camera runs at 384x512 instead of 384x640 (a
+    fifth of that inference was grey padding). One tensor per batch: the
+    element-wise maximum over its frames, never above input_hw. Pass the
+    result to `letterbox_batch`; its Letterbox records carry it, so the
+    post-process undo stays exact. A fixed-size model (TensorRT, Triton,
+    foreign imports, older files) or a "stretch" model gets input_hw.
+    """
+    nominal = (int(spec.input_hw[0]), int(spec.input_hw[1]))
+    if not spec.dynamic_hw or spec.resize != "letterbox":
+        return nominal
+    if not frame_hws:
+        raise TridentError("batch_input_hw got no frames")
+    ih, iw = nominal
+    h_out = w_out = 0
+    for h, w in frame_hws:
+        if h <= 0 or w <= 0:
+            raise TridentError(f"frame size must be positive, got {h}x{w}")
+        scale = min(ih / h, iw / w)  # Letterbox.fit's scale at the nominal size
+        h_out = max(h_out, min(ih, _ceil_to_stride(int(round(h * scale)))))
+        w_out = max(w_out, min(iw, _ceil_to_stride(int(round(w * scale)))))
+    return h_out, w_out
 
 
 def _resized_hw(lb: Letterbox) -> tuple[int, int]:

@@ -34,6 +34,8 @@ def quantize_int8(onnx_in: str | Path, onnx_out: str | Path, frames: Iterable[np
     onnx_in, onnx_out = Path(onnx_in), Path(onnx_out)
     source = onnx.load(str(onnx_in))
     spec = spec_from_metadata(onnx_in, {p.key: p.value for p in source.metadata_props})
+    # calibrated at the nominal input_hw even for a dynamic_hw model: activation ranges do not depend on
+    # how much grey padding surrounds a frame, and one size keeps the calibration set one tensor shape
     batches = [letterbox_batch([f], spec.input_hw, resize=spec.resize)[0] for f in frames]
     if not batches:
         raise TridentError("INT8 calibration needs at least one frame; pass --calib-data with images")

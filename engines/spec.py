@@ -38,6 +38,11 @@ class ModelSpec:
     # how frames are fitted into the input: "letterbox" (Trident, Ultralytics) or "stretch" (models
     # trained on plainly resized frames, e.g. NanoDet); every preprocess call reads it from here
     resize: str = "letterbox"
+    # "rect" inference: the artifact accepts any height/width that are multiples of 32 up to input_hw,
+    # so a frame of another aspect is padded only to the next multiple of 32 instead of to the nominal
+    # size (engines.preprocess.batch_input_hw). False for files written before the field existed,
+    # foreign imports, TensorRT plans and Triton models: those are built for input_hw only.
+    dynamic_hw: bool = False
 
     def __post_init__(self) -> None:
         h, w = self.input_hw
@@ -55,6 +60,8 @@ class ModelSpec:
             raise TridentError("a semantic model needs sem_class_names")
         if self.resize not in RESIZE_MODES:
             raise TridentError(f"unknown resize mode '{self.resize}'; expected one of {', '.join(RESIZE_MODES)}")
+        if not isinstance(self.dynamic_hw, bool):
+            raise TridentError(f"ModelSpec.dynamic_hw must be true or false, got {self.dynamic_hw!r}; re-export the model")
 
     @property
     def has_masks(self) -> bool:
@@ -87,6 +94,13 @@ class ModelSpec:
             if key in data:
                 data[key] = tuple(data[key])
         return cls(**data)
+
+    def accepts_hw(self, hw: tuple[int, int]) -> bool:
+        """Whether an input of height/width `hw` may be fed: input_hw, or (dynamic_hw) multiples of 32 up to it."""
+        h, w = int(hw[0]), int(hw[1])
+        if not self.dynamic_hw:
+            return (h, w) == tuple(self.input_hw)
+        return 0 < h <= self.input_hw[0] and 0 < w <= self.input_hw[1] and h % 32 == 0 and w % 32 == 0
 
     def check_batch(self, batch: int) -> None:
         lo, _, hi = self.batch_range

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from engines.calibration import calibration_batches, list_calibration_images
@@ -72,6 +72,18 @@ def engine_cache_key(onnx_sha256: str, trt_version: str, gpu_name: str, precisio
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
+def plan_spec(spec: ModelSpec, cfg: BuildConfig, source: str) -> ModelSpec:
+    """The spec a plan built from an ONNX of `spec` carries in its sidecar.
+
+    Always dynamic_hw False: the optimisation profile below fixes height and
+    width at input_hw, so a rect (smaller) input would be refused by the plan.
+    Rect inference on TensorRT would need a profile (or an engine) per input
+    size, each built and timed separately; left for later, and until then a
+    4:3 camera is letterboxed to the nominal size on TensorRT.
+    """
+    return replace(spec, batch_range=tuple(cfg.batch_range), precision=cfg.precision, source=source, dynamic_hw=False)
+
+
 def build_engine(onnx_path: Path, out_path: Path, cfg: BuildConfig) -> Path:
     """Build (or fetch from the cache) a TensorRT plan for `onnx_path`; writes the plan and its sidecar."""
     import tensorrt as trt
@@ -87,7 +99,7 @@ def build_engine(onnx_path: Path, out_path: Path, cfg: BuildConfig) -> Path:
     onnx_sha = file_sha256(onnx_path)
     key = engine_cache_key(onnx_sha, trt.__version__, gpu_name, cfg.precision, spec.input_hw, cfg.batch_range)
     build_info = {"tensorrt_version": trt.__version__, "gpu_name": gpu_name, "precision": cfg.precision, "cache_key": key, "onnx_sha256": onnx_sha}
-    out_spec = ModelSpec(**{**spec.__dict__, "batch_range": tuple(cfg.batch_range), "precision": cfg.precision, "source": onnx_path.name})
+    out_spec = plan_spec(spec, cfg, onnx_path.name)
     cached = cfg.cache_dir / f"{key}.engine" if cfg.cache_dir else None
     if cached is not None and cached.exists():
         shutil.copyfile(cached, out_path)
@@ -105,7 +117,7 @@ def build_engine(onnx_path: Path, out_path: Path, cfg: BuildConfig) -> Path:
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(cfg.workspace_gb * (1 << 30)))
     profile = builder.create_optimization_profile()
     lo, opt, hi = cfg.batch_range
-    h, w = spec.input_hw
+    h, w = spec.input_hw  # fixed even for a dynamic_hw ONNX: see plan_spec
     profile.set_shape(INPUT_NAME, (lo, 3, h, w), (opt, 3, h, w), (hi, 3, h, w))
     config.add_optimization_profile(profile)
     if cfg.precision in ("fp16", "int8"):

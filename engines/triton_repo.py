@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engines.spec import INPUT_NAME, SPEC_METADATA_KEY, ModelSpec, read_onnx_spec
@@ -105,7 +105,11 @@ def write_repository(onnx_path: str | Path, repo: str | Path, cfg: ServingConfig
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise TridentError(f"--model {onnx_path} does not exist; pass a Trident .onnx file (`trident export`, `trident import`)")
-    spec = read_onnx_spec(onnx_path)
+    # Served at input_hw only (dynamic_hw False even for a rect-capable export): the config's input dims,
+    # the clients' shared-memory regions and the wire head's top-k are all sized for one input, and a
+    # TensorRT plan has one profile. Rect inference through Triton (a size per camera aspect: dims -1
+    # and a profile per shape) is left for later; clients letterbox to the nominal size meanwhile.
+    spec = replace(read_onnx_spec(onnx_path), dynamic_hw=False)
     if cfg.platform == "tensorrt_plan" and plan_file is None:
         raise TridentError("platform tensorrt_plan needs --plan FILE: build it from this repository's 1/model.onnx with `trident build-engine`")
     data, shapes = build_wire_model(onnx_path, spec, cfg.wire)

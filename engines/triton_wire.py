@@ -37,7 +37,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from engines.postprocess import RawOutputs
-from engines.spec import INPUT_NAME, ModelSpec
+from engines.spec import INPUT_NAME, SPEC_METADATA_KEY, ModelSpec
 from pipeline.errors import TridentError
 
 WIRE_PARAMETER = "trident.wire"  # Triton model-config parameter holding WirePlan.to_json()
@@ -160,6 +160,23 @@ def _uint8_nodes(helper: Any, const: Any, reduce: Any, src: str, name: str) -> l
     ]
 
 
+def _pin_input(model: Any, spec: ModelSpec) -> None:
+    """Fix a dynamic-height/width graph's input at spec.input_hw and write `spec` into its metadata.
+
+    A served model is sized for one input (see engines.triton_repo), so its
+    graph says so too: the server's ONNX Runtime then plans for that shape and
+    a request of another size is refused by the server, not half-run.
+    """
+    dims = next(i for i in model.graph.input if i.name == INPUT_NAME).type.tensor_type.shape.dim
+    if len(dims) == 4:
+        for axis, size in ((2, spec.input_hw[0]), (3, spec.input_hw[1])):
+            dims[axis].Clear()
+            dims[axis].dim_value = int(size)
+    for prop in model.metadata_props:
+        if prop.key == SPEC_METADATA_KEY:
+            prop.value = spec.to_json()
+
+
 def build_wire_model(onnx_path: str | Path, spec: ModelSpec, plan: WirePlan) -> tuple[bytes, dict[str, tuple[str, tuple[int, ...]]]]:
     """The wire ONNX of `onnx_path` as bytes, and each output's (numpy dtype, per-frame shape), measured by
     running it once in ONNX Runtime on a blank frame (the graph leaves some axes symbolic)."""
@@ -167,6 +184,7 @@ def build_wire_model(onnx_path: str | Path, spec: ModelSpec, plan: WirePlan) -> 
     import onnxruntime as ort
 
     model = onnx.load(str(onnx_path))
+    _pin_input(model, spec)
     probe = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     blank = np.zeros((1, 3, *spec.input_hw), np.uint8)
     raw_shapes = {o.name: r.shape for o, r in zip(probe.get_outputs(), probe.run(None, {INPUT_NAME: blank}))}

@@ -129,6 +129,8 @@ def _eval(args: argparse.Namespace) -> int:
 
     engine = load_engine(args.weights, device=args.device)
     spec = engine.spec
+    # evaluated at the nominal input_hw, also for a dynamic_hw (rect) model: the numbers are those of one
+    # fixed input (for the synthetic 640x384 frames rect inference picks that size anyway)
     dataset = SyntheticVideoDataset(args.data, args.split, transforms=eval_transforms(tuple(spec.input_hw), spec.resize))
     lo, _, hi = spec.batch_range
     loader = DataLoader(dataset, batch_size=max(lo, min(args.batch, hi)), shuffle=False, collate_fn=collate)

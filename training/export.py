@@ -32,6 +32,7 @@ def spec_from_model_config(
     batch_range: tuple[int, int, int] = (1, 1, 8),
     precision: str = "fp32",
     source: str = "",
+    dynamic_hw: bool = False,
 ) -> ModelSpec:
     """The one ModelSpec of a ModelConfig: export, the eager engine and validation all use it."""
     return ModelSpec(
@@ -43,6 +44,7 @@ def spec_from_model_config(
         num_protos=cfg.num_protos if "inst" in cfg.heads else 0,
         precision=precision,
         source=source,
+        dynamic_hw=dynamic_hw,
     )
 
 
@@ -55,8 +57,15 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     fp16: bool = False,
     source: str = "",
+    dynamic_hw: bool = True,
 ) -> Path:
-    """Write `out` (.onnx) from a MultiTaskNet and its ModelConfig; returns the path."""
+    """Write `out` (.onnx) from a MultiTaskNet and its ModelConfig; returns the path.
+
+    dynamic_hw (default): the graph's height/width axes are symbolic, so ONNX Runtime and OpenVINO
+    can run a frame of another aspect at its own multiple-of-32 size up to `input_hw` ("rect"
+    inference, engines.preprocess.batch_input_hw) instead of paying for letterbox padding; the
+    spec says so. False writes the fixed-size graph (what TensorRT and Triton get built for anyway).
+    """
     import onnx
     import torch
 
@@ -92,7 +101,7 @@ def export_onnx(
             opset_version=opset,
             input_names=[INPUT_NAME],
             output_names=names,
-            dynamic_axes={INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in names}},
+            dynamic_axes=_dynamic_axes(names, dynamic_hw),
             do_constant_folding=True,
         )
     try:
@@ -101,7 +110,7 @@ def export_onnx(
         proto = onnx.shape_inference.infer_shapes(proto, strict_mode=True)
         if fp16:
             proto = _to_fp16(proto)
-        spec = spec_from_model_config(cfg, tuple(names), hw, (lo, lo, hi), "fp16" if fp16 else "fp32", source)
+        spec = spec_from_model_config(cfg, tuple(names), hw, (lo, lo, hi), "fp16" if fp16 else "fp32", source, dynamic_hw)
         entry = proto.metadata_props.add()
         entry.key, entry.value = SPEC_METADATA_KEY, spec.to_json()
         proto.producer_name = "trident"
@@ -111,6 +120,22 @@ def export_onnx(
         if tmp.exists():
             tmp.unlink()
     return out
+
+
+def _dynamic_axes(names: list[str], dynamic_hw: bool) -> dict[str, dict[int, str]]:
+    """Symbolic axes of the graph: the batch always; with dynamic_hw also the input's height/width,
+    the anchor axis of the per-anchor outputs (it counts the cells of the three levels) and the
+    stride-4 maps' height/width."""
+    if not dynamic_hw:
+        return {INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in names}}
+    per_output = {
+        "boxes": {0: "batch", 1: "anchors"},
+        "scores": {0: "batch", 1: "anchors"},
+        "mask_coeffs": {0: "batch", 1: "anchors"},
+        "protos": {0: "batch", 2: "height_4", 3: "width_4"},
+        "sem_logits": {0: "batch", 2: "height_4", 3: "width_4"},
+    }
+    return {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, **{n: per_output.get(n, {0: "batch"}) for n in names}}
 
 
 def _to_fp16(proto: Any) -> Any:

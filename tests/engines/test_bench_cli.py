@@ -22,6 +22,17 @@ def test_bench_prints_percentiles_per_stage_and_writes_json(tiny_onnx_path, tmp_
     assert data["batch"] == 2 and data["images_per_s"] > 0
 
 
+def test_bench_times_the_input_size_the_pipeline_would_use_and_prints_it(tiny_onnx_path, tmp_path, capsys):
+    # square frames into the 64x96 model: rect inference runs them at 64x64, as the pipeline would
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--model", str(tiny_onnx_path), "--iters", "3", "--warmup", "1", "--frame-size", "128", "128", "--json", str(out)]) == 0
+    assert "input 64x64 (rect; nominal 64x96)" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert data["input_hw"] == [64, 64] and data["nominal_hw"] == [64, 96] and data["input_sizes"] == {"64x64": 3}
+    assert main(["bench", "--model", str(tiny_onnx_path), "--iters", "2", "--warmup", "0", "--frame-size", "128", "192"]) == 0
+    assert "input 64x96  batch 1" in capsys.readouterr().out  # the model's own aspect: the nominal size, said plainly
+
+
 def test_bench_refuses_a_runtime_that_does_not_match_the_file(tiny_onnx_path, capsys):
     assert main(["bench", "--model", str(tiny_onnx_path), "--engine", "tensorrt"]) == 2
     assert "--engine tensorrt cannot run tiny.onnx" in capsys.readouterr().err

@@ -80,11 +80,13 @@ def test_served_model_gives_the_local_detections_and_track_ids(server):
 
 
 def test_the_spec_comes_from_the_server_and_a_wrong_name_is_one_clear_error(server):
+    from dataclasses import replace
+
     from engines.loader import load_engine
     from engines.spec import read_onnx_spec
 
     engine = load_engine(_uri(server, shm="off"))
-    assert engine.spec == read_onnx_spec(bundled_onnx(int8=False))
+    assert engine.spec == replace(read_onnx_spec(bundled_onnx(int8=False)), dynamic_hw=False)  # served at input_hw only
     engine.close()
     with pytest.raises(TridentError, match=r"does not serve a ready model named 'nope'"):
         load_engine(f"triton://127.0.0.1:{server.grpc_port}/nope")

@@ -63,9 +63,10 @@ class Teacher:
 
     def __call__(self, image: np.ndarray) -> tuple[Detections, SemanticMap | None]:
         from engines.postprocess import postprocess
-        from engines.preprocess import letterbox_batch
+        from engines.preprocess import batch_input_hw, letterbox_batch
 
-        batch, letterboxes = letterbox_batch([image], tuple(self.spec.input_hw), self._device, self.spec.resize)
+        hw = batch_input_hw([image.shape[:2]], self.spec)  # rect input for a dynamic_hw model, as `trident run`
+        batch, letterboxes = letterbox_batch([image], hw, self._device, self.spec.resize)
         dets, sem = postprocess(self.engine.infer(batch), self.spec, letterboxes, self._post)[0]
         mapped = self._lut[dets.class_ids] if len(dets) else np.zeros(0, np.int32)
         keep = np.flatnonzero(mapped >= 0)

@@ -30,17 +30,23 @@ def make_anchors(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cell centres in input pixels [A,2] (x, y) and each anchor's stride [A,1], level by level.
 
-    Built from the (static) feature shapes, so a traced graph holds them as
-    constants and no grid arithmetic runs at inference time.
+    The grid is built from the feature sizes as Python ints, so a traced graph
+    holds it as a constant and no grid arithmetic runs at inference time. A
+    graph exported with dynamic height/width (rect inference: a 4:3 camera
+    runs at 384x512 instead of a padded 384x640) must still fit its anchors to
+    a smaller input: the centres of a grid's top-left cells do not depend on
+    the grid's size, so it takes that corner of the constant (two slices per
+    level, read from the traced sizes; outside a trace they take everything).
     """
     points, stride_list = [], []
     for feat, stride in zip(feats, strides):
-        h, w = int(feat.shape[-2]), int(feat.shape[-1])
-        ys = (torch.arange(h, device=feat.device, dtype=torch.float32) + 0.5) * stride
-        xs = (torch.arange(w, device=feat.device, dtype=torch.float32) + 0.5) * stride
+        h, w = feat.shape[-2], feat.shape[-1]  # traced sizes under torch.onnx.export, ints otherwise
+        rows, cols = int(h), int(w)  # the example input's grid, the largest the graph accepts
+        ys = (torch.arange(rows, device=feat.device, dtype=torch.float32) + 0.5) * stride
+        xs = (torch.arange(cols, device=feat.device, dtype=torch.float32) + 0.5) * stride
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-        points.append(torch.stack([gx, gy], dim=-1).view(-1, 2))
-        stride_list.append(torch.full((h * w, 1), float(stride), device=feat.device))
+        points.append(torch.stack([gx, gy], dim=-1)[:h, :w].reshape(-1, 2))
+        stride_list.append(torch.full((rows * cols, 1), float(stride), device=feat.device)[: h * w])
     return torch.cat(points), torch.cat(stride_list)
 
 
@@ -134,11 +140,14 @@ class DetectHead(nn.Module):
 
     def forward(self, feats: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
         """Raw predictions: cls_logits [B,A,C], box_logits [B,A,4R], decoded boxes [B,A,4] (pixels)."""
-        cls = [br(f).flatten(2) for br, f in zip(self.cls_branches, feats)]
+        cls_maps = [br(f) for br, f in zip(self.cls_branches, feats)]
         box = [br(f).flatten(2) for br, f in zip(self.box_branches, feats)]
-        cls_logits = torch.cat(cls, dim=2).transpose(1, 2)
+        cls_logits = torch.cat([m.flatten(2) for m in cls_maps], dim=2).transpose(1, 2)
         box_logits = torch.cat(box, dim=2).transpose(1, 2)
-        points, strides = make_anchors(feats, self.strides)
+        # the grid sizes are read from the class maps, not from `feats`: in ONNX Runtime the maps are
+        # already copied out of its blocked (NCHWc) layout for the flatten, the neck outputs are not, and
+        # reading their shape there would cost one extra layout copy per level
+        points, strides = make_anchors(cls_maps, self.strides)
         boxes = distances_to_boxes(self.decoder(box_logits), points, strides)
         return {
             "cls_logits": cls_logits,
