@@ -49,7 +49,7 @@ class Viewer(threading.Thread):
             line = resp.readline()
             if not line:
                 return
-            if line.startswith(b"--trident-frame"):
+            if line.startswith(b"Content-Type: image/jpeg"):
                 self.parts += 1
         conn.close()
 

@@ -68,11 +68,13 @@ def test_the_page_shows_each_cameras_live_preview_in_a_real_browser(tmp_path):
                 image = cv2.imread(str(png))
                 if len(picture_regions(image)) == 2:
                     break
-            viewers_while_open = [e["preview"]["jpegs"] for e in served.json("GET", "/streams")[1]["streams"]]
+            streams = served.json("GET", "/streams")[1]["streams"]
+            viewers_while_open = [e["preview"]["jpegs"] for e in streams]
         finally:
             served.close()
     regions = picture_regions(image)
-    assert len(regions) == 2, f"expected one preview per camera, found {regions}"
+    states = [(e["name"], e["state"], e["frames"], e["reconnects"], e["preview"]) for e in streams]
+    assert len(regions) == 2, f"expected one preview per camera, found {regions}; the streams: {states}"
     for x, y, w, h in regions:
         assert abs(w - 640) <= 4 and abs(h - 384) <= 4, f"a preview is {w}x{h}, not the camera's 640x384"
         crop = image[y : y + h, x : x + w].astype(np.float32)

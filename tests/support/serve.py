@@ -100,6 +100,8 @@ def mjpeg_parts(port: int, path: str, count: int, token: str = "", timeout: floa
             while (line := resp.readline().strip()):
                 key, _, value = line.decode().partition(":")
                 headers[key.strip().lower()] = value.strip()
+            if "content-length" not in headers:
+                break  # the boundary after the last part, then the end of the response
             parts.append((headers, resp.read(int(headers["content-length"]))))
     finally:
         conn.close()
