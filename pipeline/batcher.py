@@ -70,17 +70,19 @@ class Batcher:
         except Closed:
             return EndOfStream(stream_id, "queue closed")
 
-    def next_batch(self, stop: threading.Event | None = None) -> tuple[list[Frame], list[EndOfStream]]:
+    def next_batch(self, stop: threading.Event | None = None, block: bool = True) -> tuple[list[Frame], list[EndOfStream]]:
         """Up to max_batch frames in per-stream order, and the streams that ended meanwhile.
 
         Returns ([], []) only when stopped or when every stream has ended, or (`keep_open`) after an
-        idle wait of at most 0.1 s.
+        idle wait of at most 0.1 s, or (`block=False`: the runtime has a batch in flight to finish)
+        at once when no frame is there yet; once one is, the batch fills for `max_wait_ms` as usual.
         """
         frames: list[Frame] = []
         ended: list[EndOfStream] = []
         deadline: float | None = None
         if self.keep_open and not self.queues:
-            self.wakeup.wait(0.1)  # serving with no camera: sleep until one is added (add_source sets wakeup)
+            if block:
+                self.wakeup.wait(0.1)  # serving with no camera: sleep until one is added (add_source sets wakeup)
             return frames, ended
         while self.queues and len(frames) < self.cfg.max_batch:
             self.wakeup.clear()
@@ -113,6 +115,8 @@ class Batcher:
             if len(frames) >= self.cfg.max_batch or not self.queues:
                 break
             if stop is not None and stop.is_set() and not frames:
+                break
+            if not block and not frames:
                 break
             if progressed:
                 continue

@@ -168,8 +168,9 @@ class LiveStreams:
                     self._stops.pop(sid).set()
                     source.queue.close()  # a producer blocked on a full queue sees the close and exits
                     change.detached = (source, self.sink_runners.pop(sid, []))
-                    for table in (self.trackers, self.camera_motion, self.errors, self._failed):
+                    for table in (self.trackers, self.camera_motion, self.errors, self._failed, self._carry):
                         table.pop(sid, None)
+                    self._inferring.discard(sid)  # a stream added again under this name starts afresh
                     self.metrics.forget(sid)
                     if self.analytics is not None:
                         self.analytics.detach(sid)

@@ -2,12 +2,14 @@
 
 Threads only for I/O: one per source (decode) and one per sink (encode,
 write), plus one annotation stage per stream that draws each frame once for
-all of that stream's picture sinks (video, images, window). The calling thread
-runs the batcher, the engine, the post-process and the trackers, so the
-compute path has one owner and no locks. Decoding, drawing and encoding
-overlap with inference, which is where the throughput comes from on a small
-CPU. Each frame's stage times are measured once, into `FrameResult.timings`,
-and the metrics get that same dict.
+all of that stream's picture sinks (video, images, window). The compute path
+has two owners and no locks: one `trd:infer` thread letterboxes and runs the
+engine (pipeline/inference_stage.py), one batch ahead of the calling thread,
+which runs the batcher, the post-process, the trackers and the analytics and
+hands results to the sinks in frame order. Decoding, drawing, encoding and
+the post-process all overlap with inference, which is where the throughput
+comes from on a small CPU. Each frame's stage times are measured once, into
+`FrameResult.timings`, and the metrics get that same dict.
 
 Shutdown: `stop()` (also wired to SIGINT/SIGTERM by `run`) makes the sources
 stop reading; what has been decoded is still processed, then every sink
@@ -36,15 +38,16 @@ import logging
 import threading
 import time
 from pathlib import Path
+from concurrent.futures import Future
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from engines.base import Engine
 from engines.postprocess import PostprocessConfig, RawOutputs, postprocess
-from engines.preprocess import letterbox_batch
 from pipeline.batcher import BatchConfig, Batcher
 from pipeline.camera_motion import update_with_camera_motion
+from pipeline.inference_stage import InferenceStage, Inferred
 from pipeline.live_streams import LiveStreams, _StreamChange, _unique_ids
 from pipeline.interval import IntervalCarry
 from pipeline.metrics import Metrics
@@ -58,6 +61,18 @@ from trackers.config import TrackerConfig
 log = logging.getLogger("trident.pipeline")
 
 SinkFactory = Callable[[Source], Sequence[Sink]]
+
+
+@dataclasses.dataclass(eq=False)
+class _Batch:
+    """Frames taken together by the batcher, between submitting their inference and finishing them."""
+
+    frames: list[DecodedFrame]
+    todo: list[DecodedFrame]  # those the network sees (all of them unless infer_every > 1)
+    future: "Future[Inferred] | None"
+    ended: list[EndOfStream]  # streams that ended with this batch: closed after its frames
+    owners: dict[str, Source | None]  # each stream's source when submitted: a stream re-added meanwhile is another
+    picked_up: float  # wall time it left the batcher
 
 
 class Pipeline(LiveStreams):
@@ -94,6 +109,8 @@ class Pipeline(LiveStreams):
             raise TridentError("infer_every > 1 needs a tracker to predict the frames between inferences; turn tracking on or set infer_every: 1")
         self.infer_every = infer_every
         self._carry = collections.defaultdict(IntervalCarry)  # per stream: what the last inferred frame measured
+        self._inferring: set[str] = set()  # streams with a frame sent to the engine (its tracks may be in flight)
+        self._inference: InferenceStage | None = None
         self.sources: dict[str, Source] = {}
         self._stops: dict[str, threading.Event] = {}  # one per stream, so one stream can be stopped alone
         for cfg, sid in zip(sources, _unique_ids(sources)):
@@ -166,18 +183,25 @@ class Pipeline(LiveStreams):
             for src in self.sources.values():
                 src.start()
             batcher = Batcher({sid: s.queue for sid, s in self.sources.items()}, self.batch_cfg, self._wakeup, keep_open=self.serve)
+            self._inference = InferenceStage(self.engine, self._device)
+            inflight: _Batch | None = None  # submitted to the engine, not finished yet (inference_stage.py)
             while batcher.active:
                 if self._changes:
                     self._apply_changes(batcher)
-                frames, ended = batcher.next_batch(self.stop_event)
-                if frames:
-                    yield from self._process(frames)
-                # after the batch: a stream's last frames may share a batch with its end marker
-                for eos in ended:
-                    if eos.stream_id not in self._failed:  # a failed stream was closed, with its error, already
-                        self._ended(eos)
-                if not frames and not ended and self.stop_event.is_set() and all(not s.is_alive() for s in self.sources.values()):
+                # with a batch in flight, take only frames already there: its results are not held back
+                frames, ended = batcher.next_batch(self.stop_event, block=inflight is None)
+                batch = self._submit(frames, ended) if frames or ended else None
+                if inflight is not None:
+                    yield from self._finish(inflight)  # while the engine runs `batch`
+                    inflight = None
+                if batch is not None and batch.future is not None:
+                    inflight = batch
+                elif batch is not None:
+                    yield from self._finish(batch)  # nothing to infer: predicted frames or ends only
+                if not frames and not ended and inflight is None and self.stop_event.is_set() and all(not s.is_alive() for s in self.sources.values()):
                     break
+            if inflight is not None:
+                yield from self._finish(inflight)
         finally:
             self._shutdown()
 
@@ -216,37 +240,46 @@ class Pipeline(LiveStreams):
 
             torch.set_num_threads(self._torch_threads)
 
-    def _process(self, frames: list[DecodedFrame]) -> Iterator[FrameResult]:
+    def _submit(self, frames: list[DecodedFrame], ended: list[EndOfStream]) -> "_Batch":
+        """Pick the frames the network must see (infer_every) and start their inference."""
         frames = [f for f in frames if f.stream_id not in self._failed]  # a failed stream's queued frames go
-        if not frames:
-            return
-        spec = self.engine.spec
-        picked_up = time.time()
-        # infer_every: only the frames the network must see go to it; the others are predicted below
         todo, starting = [], set()
         for f in frames:
             if self._needs_inference(f, starting):
                 todo.append(f)
                 starting.add(f.stream_id)  # its later frames in this batch are predicted from this one
+        self._inferring.update(starting)
+        owners = {f.stream_id: self.sources.get(f.stream_id) for f in frames}
+        future = self._inference.submit([f.image for f in todo]) if todo else None
+        return _Batch(frames, todo, future, ended, owners, time.time())
+
+    def _finish(self, batch: "_Batch") -> Iterator[FrameResult]:
+        """Post-process, track, analyse and hand to the sinks one batch, in frame order; then its ends."""
+        yield from self._process(batch)
+        # after the batch: a stream's last frames may share a batch with its end marker
+        for eos in batch.ended:
+            if eos.stream_id not in self._failed:  # a failed stream was closed, with its error, already
+                self._ended(eos)
+
+    def _process(self, batch: "_Batch") -> Iterator[FrameResult]:
+        # a stream removed (or failed) while its frames were in the engine: they go
+        alive = lambda f: f.stream_id not in self._failed and self.sources.get(f.stream_id) is batch.owners[f.stream_id]  # noqa: E731
+        frames, todo = [f for f in batch.frames if alive(f)], batch.todo
         inferred: dict[int, tuple | None] = {}
         batch_stages: dict[str, float] = {}
-        if todo:
-            t0, c0 = time.perf_counter(), time.thread_time()
-            batch, letterboxes = letterbox_batch([f.image for f in todo], spec.input_hw, self._device, spec.resize)
-            t1, c1 = time.perf_counter(), time.thread_time()
-            raw = self.engine.infer(batch)
+        if batch.future is not None:
+            done = batch.future.result()  # an engine error ends the run here, as it always did
             t2, c2 = time.perf_counter(), time.thread_time()
-            outputs = self._postprocess(raw, todo, letterboxes)
+            outputs = self._postprocess(done.raw, todo, done.letterboxes)
             t3, c3 = time.perf_counter(), time.thread_time()
             n = len(todo)
             inferred = {id(f): out for f, out in zip(todo, outputs)}
-            # a batch's cost is shared by its frames: per frame, comparable across batch sizes
-            batch_stages = {"preprocess": (t1 - t0) / n, "infer": (t2 - t1) / n, "postprocess": (t3 - t2) / n}
-            # CPU of this thread only: the engine's and torch's worker threads are in the thread budget
-            for name, cpu in (("preprocess", c1 - c0), ("infer", c2 - c1), ("postprocess", c3 - c2)):
+            batch_stages = {**done.stages, "postprocess": (t3 - t2) / n}
+            # CPU of the two threads: the engine's and torch's worker threads are in the thread budget
+            for name, cpu in (*done.cpu.items(), ("postprocess", c3 - c2)):
                 self.metrics.cpu(name, cpu, n)
         for frame in frames:  # capture -> picked for a batch: the source queue and the batcher's wait
-            self.metrics.stage("queue", max(0.0, picked_up - frame.wall_time))
+            self.metrics.stage("queue", max(0.0, batch.picked_up - frame.wall_time))
             self.metrics.cpu("decode", frame.decode_cpu_s)
         for frame in frames:
             was_inferred = id(frame) in inferred
@@ -315,7 +348,7 @@ class Pipeline(LiveStreams):
         frame (unless an earlier one of this batch is inferred), the first after a clock restart."""
         if self.infer_every == 1:
             return True
-        ready = self._carry[frame.stream_id].ready or frame.stream_id in inferring
+        ready = self._carry[frame.stream_id].ready or frame.stream_id in inferring or frame.stream_id in self._inferring
         return frame.index % self.infer_every == 0 or getattr(frame, "discontinuity", False) or not ready
 
     def _predict(self, frame: DecodedFrame):
@@ -365,6 +398,8 @@ class Pipeline(LiveStreams):
 
     def _shutdown(self) -> None:
         self.stop()
+        if self._inference is not None:
+            self._inference.close()
         self._settle_changes()
         for src in self.sources.values():
             src.queue.close()  # a producer blocked on a full queue sees the close and exits
