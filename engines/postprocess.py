@@ -216,17 +216,39 @@ def _argmax_torch(logits, lb: Letterbox) -> np.ndarray:
 
 
 def _argmax_cpu(logits, lb: Letterbox) -> np.ndarray:
-    """The CPU form of the upsample + crop + argmax above, 2-3x faster on one core: OpenCV's
-    bilinear resize (the same half-pixel rule as torch's align_corners=False) of the channels-last
-    logits, then numpy's argmax over the contiguous last axis. Labels equal the torch path's except
-    where two classes tie to float rounding (tests/engines/test_postprocess.py measures it)."""
+    """The CPU form of the upsample + crop + argmax above, one class plane at a time: OpenCV's
+    bilinear resize of the plane (the same half-pixel rule as torch's align_corners=False), cropped
+    to the content, then a running maximum with OpenCV's vector ops. Labels equal the torch path's
+    except where two classes tie to float rounding (tests/engines/test_postprocess.py measures it).
+    On the 2-core AMD EPYC at 384x512 content and 7 classes: 0.7 ms, against 5 ms for a resize of
+    the channels-last stack and numpy's argmax over its short last axis."""
     import cv2
 
     ih, iw = lb.input_hw
     nh, nw = lb.resized_hw
     y, x = int(lb.pad_y), int(lb.pad_x)
-    hwc = np.ascontiguousarray(logits.numpy().transpose(1, 2, 0))
-    up = cv2.resize(hwc, (iw, ih), interpolation=cv2.INTER_LINEAR)
-    if up.ndim == 2:  # one class: OpenCV drops the channel axis
-        return np.zeros((nh, nw), np.uint8)
-    return up[y : y + nh, x : x + nw].argmax(axis=2).astype(np.uint8)
+    planes = np.ascontiguousarray(logits.numpy())
+    labels = np.zeros((nh, nw), np.uint8)
+    best = above = None
+    for c in range(planes.shape[0]):
+        up = cv2.resize(planes[c], (iw, ih), interpolation=cv2.INTER_LINEAR)[y : y + nh, x : x + nw]
+        if best is None:
+            best = up.copy()
+            continue
+        above = cv2.compare(up, best, cv2.CMP_GT, dst=above)  # strictly: a tie keeps the lower class, as argmax
+        cv2.copyTo(_class_plane(c, (nh, nw)), above, labels)
+        cv2.max(best, up, dst=best)
+    return labels
+
+
+_CLASS_PLANES: dict[tuple[int, int, int], np.ndarray] = {}
+
+
+def _class_plane(c: int, hw: tuple[int, int]) -> np.ndarray:
+    """A constant uint8 plane of value c (cv2.copyTo's source), made once per class and size."""
+    key = (c, *hw)
+    if key not in _CLASS_PLANES:
+        if len(_CLASS_PLANES) > 256:  # many frame sizes over a long service: keep it bounded
+            _CLASS_PLANES.clear()
+        _CLASS_PLANES[key] = np.full(hw, c, np.uint8)
+    return _CLASS_PLANES[key]
