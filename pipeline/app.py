@@ -87,7 +87,7 @@ def _sink_factory(cfg: RunConfig, out: Path, class_names: tuple[str, ...], sem_n
         paths: list[str] = []
         if o.video:
             fps = o.video_fps or (lambda: source.fps or LIVE_VIDEO_FPS)
-            pictures.append(VideoSink(out / f"{sid}.mp4", fps=fps))
+            pictures.append(VideoSink(out / f"{sid}.mp4", fps=fps, crf=o.video_crf, preset=o.video_preset))
             paths.append(str(pictures[-1].path))
         if o.mot and cfg.tracking:
             sinks.append(MotSink(out / f"{sid}.mot.txt"))

@@ -73,3 +73,31 @@ def test_overrides_parse_as_yaml_and_nest():
     cfg = build_run_config(data)
     assert cfg.tracker.high_score == 0.5 and cfg.output.video is False
     assert [s.uri for s in cfg.sources] == ["a.mp4", "b.mp4"]
+
+
+@pytest.mark.parametrize(
+    "output, message",
+    [({"video_preset": "warp9"}, "output.video_preset must be one of ultrafast"), ({"video_crf": 60}, "output.video_crf must be 0..51")],
+)
+def test_a_bad_video_encoder_setting_is_one_message_naming_the_key(output, message):
+    with pytest.raises(TridentError, match=message):
+        build_run_config({"sources": ["a.mp4"], "output": output})
+
+
+def test_the_video_encoder_settings_reach_the_mp4(tmp_path):
+    """A lower crf (better quality) makes a larger file of the same frames: the setting is applied."""
+    import numpy as np
+
+    from pipeline.sinks.annotation import Picture
+    from pipeline.sinks.video import VideoSink
+
+    rng = np.random.default_rng(3)
+    images = list(rng.integers(0, 255, (12, 96, 128, 3), dtype=np.uint8))
+    sizes = {}
+    for crf in (10, 40):
+        sink = VideoSink(tmp_path / f"crf{crf}.mp4", fps=10, crf=crf, preset="ultrafast")
+        for image in images:
+            sink.write(Picture(image=image, result=None))
+        sink.close()
+        sizes[crf] = (tmp_path / f"crf{crf}.mp4").stat().st_size
+    assert sizes[10] > 2 * sizes[40]
