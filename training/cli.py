@@ -48,6 +48,8 @@ def register_export(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--imgsz", type=positive_int, nargs=2, metavar=("H", "W"), default=None, help="input size (default: the training size)")
     p.add_argument("--batch-range", type=positive_int, nargs=2, metavar=("MIN", "MAX"), default=(1, 8))
     p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--fixed-hw", action="store_true",
+                   help="a graph for --imgsz only (default: dynamic height/width, so ONNX Runtime and OpenVINO run other camera aspects at their own multiple-of-32 size)")
     p.add_argument("--fp16", action="store_true", help="FP16 weights (FP32/uint8 I/O)")
     p.add_argument("--int8", action="store_true", help="INT8 (QDQ) for ONNX Runtime on the CPU, calibrated on --calib-data")
     p.add_argument("--calib-data", default=None, help="folder of images for --int8 (default: rendered synthetic scenes)")
@@ -73,7 +75,7 @@ def _export(args: argparse.Namespace) -> int:
             frames = [read_calibration_image(p) for p in list_calibration_images(Path(args.calib_data), args.calib_images)]
         else:
             frames = synthetic_calibration_frames(tuple(args.imgsz) if args.imgsz else (384, 640), args.calib_images)
-    options = dict(input_hw=tuple(args.imgsz) if args.imgsz else None, batch_range=tuple(args.batch_range), opset=args.opset)
+    options = dict(input_hw=tuple(args.imgsz) if args.imgsz else None, batch_range=tuple(args.batch_range), opset=args.opset, dynamic_hw=not args.fixed_hw)
     if frames is not None:
         export_int8(args.weights, out, frames, **options)
     else:

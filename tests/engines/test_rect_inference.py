@@ -149,3 +149,15 @@ def test_tensorrt_plans_and_triton_models_stay_at_the_nominal_size(exports, tmp_
     meta = {p.key: p.value for p in served.metadata_props}
     assert ModelSpec.from_json(meta["trident.spec"]).dynamic_hw is False
     assert '\\"dynamic_hw\\": false' in (folder / "config.pbtxt").read_text()
+
+
+def test_export_cli_writes_a_dynamic_graph_unless_asked_for_a_fixed_one(tmp_path, capsys):
+    from pipeline.cli import main
+    from tests.engines.helpers import save_tiny_checkpoint
+
+    weights = save_tiny_checkpoint(tmp_path / "w.pt")
+    assert main(["export", "--weights", str(weights), "--out", str(tmp_path / "d.onnx")]) == 0
+    assert main(["export", "--weights", str(weights), "--out", str(tmp_path / "f.onnx"), "--fixed-hw"]) == 0
+    assert load_engine(tmp_path / "d.onnx", device="cpu").spec.dynamic_hw is True
+    assert load_engine(tmp_path / "f.onnx", device="cpu").spec.dynamic_hw is False
+    assert _dims(onnx.load(str(tmp_path / "f.onnx")).graph.input[0]) == ["batch", 3, *INPUT_HW]
