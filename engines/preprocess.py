@@ -44,8 +44,11 @@ def batch_input_hw(frame_hws: Sequence[tuple[int, int]], spec: "ModelSpec") -> t
     fifth of that inference was grey padding). One tensor per batch: the
     element-wise maximum over its frames, never above input_hw. Pass the
     result to `letterbox_batch`; its Letterbox records carry it, so the
-    post-process undo stays exact. A fixed-size model (TensorRT, Triton,
-    foreign imports, older files) or a "stretch" model gets input_hw.
+    post-process undo stays exact. (Where round(w * scale) is itself a
+    multiple of 32 and was rounded down, `Letterbox.fit` into that size
+    scales by a hair less, under half a pixel across the frame, and records
+    it.) A fixed-size model (TensorRT, Triton, foreign imports, older files)
+    or a "stretch" model gets input_hw.
     """
     nominal = (int(spec.input_hw[0]), int(spec.input_hw[1]))
     if not spec.dynamic_hw or spec.resize != "letterbox":
