@@ -99,6 +99,9 @@ class WireStats:
     latencies_ms: list = field(default_factory=list)  # per infer call, wall time
 
 
+HTTP_OPTIONS = {"concurrency": 16, "connection_timeout": 5.0, "network_timeout": 60.0}
+
+
 class TritonEngine:
     device = "cpu"  # results arrive in host memory; the server decides where the model runs
 
@@ -106,7 +109,11 @@ class TritonEngine:
         self.address = address
         self.stats = WireStats()
         self._lock = threading.Lock()
-        self._client, self._mod, self.protocol = self._connect()
+        self._local = threading.local()  # the HTTP client of each thread that calls (see _client)
+        self._clients: list = []
+        self._closed = False
+        client, self._mod, self.protocol = self._connect()
+        self._keep(client)
         self.spec, self.wire, self._outputs = self._read_model()
         self._frame_in = int(np.prod((3, *self.spec.input_hw)))
         self._shm: list[dict] = []
@@ -122,6 +129,25 @@ class TritonEngine:
         self.stats = WireStats()
 
     # -- connection --------------------------------------------------------------------------------
+    @property
+    def _client(self):
+        """The client for the calling thread: gRPC's is thread-safe and shared; tritonclient.http's
+        runs on gevent, whose hub belongs to the thread that made it ("Cannot switch to a different
+        thread"), so the pipeline's inference thread gets its own, made on first use."""
+        if self._closed:
+            return None
+        if self.protocol == "grpc":
+            return self._clients[0]
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._keep(self._mod.InferenceServerClient(f"{self.address.host}:{self.address.port}", **HTTP_OPTIONS))
+        return client
+
+    def _keep(self, client: Any) -> Any:
+        self._local.client = client
+        self._clients.append(client)
+        return client
+
     def _connect(self):
         addr, errors = self.address, []
         for protocol in ("grpc", "http") if addr.protocol == "auto" else (addr.protocol,):
@@ -131,7 +157,7 @@ class TritonEngine:
                     client = module.InferenceServerClient(f"{addr.host}:{addr.port}")
                     live = client.is_server_live(client_timeout=5.0)
                 else:
-                    client = module.InferenceServerClient(f"{addr.host}:{addr.port}", concurrency=16, connection_timeout=5.0, network_timeout=60.0)
+                    client = module.InferenceServerClient(f"{addr.host}:{addr.port}", **HTTP_OPTIONS)
                     live = client.is_server_live()
             except Exception as exc:  # each protocol fails in its own exception type
                 errors.append(f"{protocol}: {_first_line(exc)}")
@@ -343,14 +369,16 @@ class TritonEngine:
             pass  # still down; the next round retries
 
     def close(self) -> None:
-        if self._client is None:
+        if self._closed:
             return
         self._drop_shm()
-        try:
-            self._client.close()
-        except Exception:
-            pass
-        self._client = None
+        self._closed = True
+        for client in self._clients:
+            try:
+                client.close()
+            except Exception:
+                pass  # another thread's gevent client may refuse to close from here; the process exit ends it
+        self._clients.clear()
 
     def __enter__(self) -> "TritonEngine":
         return self
