@@ -4,7 +4,7 @@ A/B/C on a real clip (OpenCV's vtest.avi, 768x576 pedestrians; Debian's opencv-d
 in one process, each arm a fresh `CameraService` behind its real HTTP server (uvicorn on 127.0.0.1):
 
   serve          the clip added as a camera (POST /streams), nobody watching
-  +viewer        the same with one client reading GET /streams/clip/preview.mjpg throughout
+  +viewer        the same with one client (its own process, as a browser) reading GET /streams/clip/preview.mjpg throughout
   +zones+events  the same viewer, plus zones (two lines, one polygon with dwell; bench_analytics.py's)
                  and event sinks (MQTT to a local mosquitto when installed, and a JSON Lines file)
 
@@ -34,24 +34,40 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_analytics import VTEST, ZONES, start_broker  # noqa: E402  (the same zones and broker as its A/B)
 
 
-class Viewer(threading.Thread):
-    """One MJPEG client reading every part it is sent until stopped."""
+VIEWER = r"""
+import http.client, sys, threading
+parts = 0
+def read():
+    global parts
+    conn = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=30)
+    conn.request("GET", sys.argv[2])
+    resp = conn.getresponse()
+    while True:
+        line = resp.readline()
+        if not line:
+            return
+        if line.startswith(b"Content-Type: image/jpeg"):
+            parts += 1
+threading.Thread(target=read, daemon=True).start()
+sys.stdin.read()  # until the benchmark closes our stdin
+print(parts, flush=True)
+"""
+
+
+class Viewer:
+    """One MJPEG client in its own process (as a browser is): its reading costs the service nothing
+    but the sending. `stop()` returns the parts it read."""
 
     def __init__(self, port: int, path: str):
-        super().__init__(daemon=True)
-        self.port, self.path, self.parts, self.stop = port, path, 0, threading.Event()
+        import subprocess
 
-    def run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        conn.request("GET", self.path)
-        resp = conn.getresponse()
-        while not self.stop.is_set():
-            line = resp.readline()
-            if not line:
-                return
-            if line.startswith(b"Content-Type: image/jpeg"):
-                self.parts += 1
-        conn.close()
+        self.proc = subprocess.Popen([sys.executable, "-c", VIEWER, str(port), path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.parts = 0
+
+    def stop(self) -> int:
+        out, _ = self.proc.communicate("", timeout=30)
+        self.parts = int(out.strip() or 0)
+        return self.parts
 
 
 def run_once(args, arm: str, tmp: Path, mqtt_port: int | None) -> dict:
@@ -87,7 +103,6 @@ def run_once(args, arm: str, tmp: Path, mqtt_port: int | None) -> dict:
         service.add(SourceConfig(uri=VTEST, stream_id="clip", max_frames=args.frames), zones=zones)
         if arm != "serve":
             viewer = Viewer(sock.getsockname()[1], "/streams/clip/preview.mjpg")
-            viewer.start()
         done = lambda st: st["state"] == "closed" and st["frames"] == st["frames_decoded"]  # noqa: E731 - the queue drained too
         while not done(service.metrics.summary()["streams"].get("clip", {"state": "", "frames": 0, "frames_decoded": 1})):
             time.sleep(0.05)
@@ -100,7 +115,7 @@ def run_once(args, arm: str, tmp: Path, mqtt_port: int | None) -> dict:
         preview_cpu = draw_cpu + preview.encode_cpu_s
     finally:
         if viewer is not None:
-            viewer.stop.set()
+            viewer.stop()
         service.begin_close()
         server.should_exit = True
         thread.join(10)
@@ -130,7 +145,7 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=300)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--preview-fps", type=float, default=5.0)
-    p.add_argument("--threads", type=int, default=0, help="engine threads (0: what trident serve picks, the usable cores but one)")
+    p.add_argument("--threads", type=int, default=0, help="engine threads (0: what trident serve picks, every usable core)")
     p.add_argument("--model", default=str(asset(BUNDLED_INT8_ONNX)))
     args = p.parse_args()
     if not Path(VTEST).exists():
