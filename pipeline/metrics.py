@@ -94,7 +94,7 @@ class Metrics:
         self.thread_cpu: Callable[[], dict[str, float]] | None = None  # role -> CPU s (pipeline/cpu_budget.py)
         self.sample_threads: Callable[[], None] | None = None  # a thread about to end calls it, so its CPU counts
         self.streams: dict[str, StreamCounters] = {}
-        self.started = time.monotonic()
+        self.started = time.monotonic()  # the runtime resets it when its sources start: elapsed_s is the run, not its set-up
         self._lock = threading.Lock()
         self._probes: list[Callable[["Metrics"], None]] = []  # refresh gauges (queue drops, source states) on read
         self.events: dict[str, dict[str, int]] = {}  # event sink -> sent, dropped, failed, queued (pipeline/events)

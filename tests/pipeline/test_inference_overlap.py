@@ -76,3 +76,20 @@ def test_the_batcher_without_blocking_returns_at_once_when_no_frame_is_there():
     q.put("frame-0")
     frames, _ = batcher.next_batch(block=False)
     assert frames == ["frame-0"]
+
+
+def test_the_post_process_libraries_are_warm_before_any_source_starts(clips, monkeypatch):
+    """torch + torchvision.ops take seconds to import: not at the first frame of a camera, and not in the run's clock."""
+    import torchvision.ops
+
+    from pipeline.sources.base import Source
+
+    calls: list[str] = []
+    real_nms, real_start = torchvision.ops.batched_nms, Source.start
+    monkeypatch.setattr(torchvision.ops, "batched_nms", lambda *a, **k: (calls.append("nms"), real_nms(*a, **k))[1])
+    monkeypatch.setattr(Source, "start", lambda self: (calls.append("source start"), real_start(self))[1])
+    pipe = Pipeline([SourceConfig(uri=str(clips[1]), max_frames=3)], FakeEngine(), batch=BatchConfig(max_batch=1))
+    before = time.monotonic()
+    assert len(list(pipe)) == 3
+    assert calls[:2] == ["nms", "source start"]
+    assert pipe.metrics.started >= before  # the clock starts with the sources, after the set-up
