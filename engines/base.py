@@ -27,6 +27,10 @@ class Engine(Protocol):
     """
 
     spec: "ModelSpec"
+    # How many `infer` calls may run at once from different threads (optional attribute, 1 when
+    # absent): the pipeline keeps that many batches in the engine (pipeline/inference_stage.py).
+    # ONNX Runtime sessions take concurrent runs; OpenVINO's requests, TensorRT's context and
+    # Triton's shared-memory slots are one caller's at a time.
 
     def infer(self, images: Any) -> "RawOutputs": ...
 

@@ -42,10 +42,16 @@ def pick_providers(device: str, available: Sequence[str]) -> list[str]:
 
 
 class OnnxRuntimeEngine:
-    def __init__(self, path: str | Path, device: str = "auto", threads: int | None = None):
+    def __init__(self, path: str | Path, device: str = "auto", threads: int | None = None, concurrent: int = 1):
+        """`threads`: intra-op threads of each run; `concurrent`: runs the pipeline may have in flight at
+        once (an ONNX Runtime session is safe to run from several threads; with one intra-op thread
+        each run computes on its caller's thread, so two callers use two cores with no hand-off)."""
         import onnxruntime as ort
 
+        if concurrent < 1:
+            raise TridentError(f"engine.concurrent must be >= 1 batch in flight, got {concurrent}")
         self.path = Path(path)
+        self.concurrent_calls = concurrent
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = threads or default_threads()
@@ -113,9 +119,9 @@ class OnnxRuntimeEngine:
         self.close()
 
 
-def load(path: str | Path, device: str = "auto", threads: int | None = None, **options: Any) -> OnnxRuntimeEngine:
+def load(path: str | Path, device: str = "auto", threads: int | None = None, concurrent: int = 1, **options: Any) -> OnnxRuntimeEngine:
     """Loader registered for .onnx files (entry point group trident.engines)."""
     require_module("onnxruntime", "pip install onnxruntime (CPU) or onnxruntime-gpu (CUDA)", Path(path).name)
     if options:
-        raise TridentError(f"ONNX Runtime does not take option(s) {sorted(options)}; it takes device and threads")
-    return OnnxRuntimeEngine(path, device=device, threads=threads)
+        raise TridentError(f"ONNX Runtime does not take option(s) {sorted(options)}; it takes device, threads and concurrent")
+    return OnnxRuntimeEngine(path, device=device, threads=threads, concurrent=concurrent)

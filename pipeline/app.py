@@ -201,7 +201,7 @@ def run(cfg: RunConfig, engine: Any = None, progress: bool | None = None) -> Run
             raise TridentError("no model given; pass --model model.onnx (see `trident export`) or run `trident demo`")
         from pipeline.engine_choice import load_run_engine
 
-        engine = load_run_engine(cfg.engine.model, cfg.engine.device, cfg.engine.threads)  # threads: see engine_choice
+        engine = load_run_engine(cfg.engine.model, cfg.engine.device, cfg.engine.threads, cfg.engine.concurrent)  # threads: see engine_choice
     try:
         out, metrics, outputs, pipe, prom = _prepare(cfg, engine)
     except BaseException:

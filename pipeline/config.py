@@ -28,11 +28,14 @@ from trackers.config import TrackerConfig
 class EngineConfig:
     model: str = ""  # .onnx (ONNX Runtime), .engine/.plan (TensorRT) or .pt (torch reference)
     device: str = "auto"  # auto | cpu | cuda | tensorrt (ONNX Runtime's TensorRT EP)
-    threads: int = 0  # CPU engine intra-op threads; 0 = the usable cores (pipeline/engine_choice.py says why)
+    threads: int = 0  # CPU engine intra-op threads per batch; 0 = auto (pipeline/engine_choice.py says why)
+    concurrent: int = 0  # batches in the engine at once (ONNX Runtime CPU); 0 = auto: 2 on 2+ cores
 
     def __post_init__(self) -> None:
         if self.threads < 0:
-            raise TridentError(f"engine.threads must be >= 0 (0 = the usable cores), got {self.threads}")
+            raise TridentError(f"engine.threads must be >= 0 (0 = auto), got {self.threads}")
+        if self.concurrent < 0:
+            raise TridentError(f"engine.concurrent must be >= 0 (0 = auto), got {self.concurrent}")
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ tracks and hands batch n to the sinks; the engine and its threads are owned
 by that one thread, the trackers and sinks stay with the caller (no locks on
 either side).
 
-At most one batch runs and one waits behind it, so a frame is never more than
-two batches ahead of its results, and the runtime submits a new batch without
-waiting only when frames are already there (`Batcher.next_batch(block=False)`):
-a live camera's frame is post-processed as soon as its inference ends, never
+At most `workers` batches are in the engine (one per worker thread) while the
+caller finishes the oldest, so a frame is never more than `workers` batches
+ahead of its results, and the runtime submits a new batch without waiting
+only when frames are already there (`Batcher.next_batch(block=False)`): a
+live camera's frame is post-processed as soon as its inference ends, never
 held for the next frame to arrive.
 
 Every engine returns fresh output arrays per call (ONNX Runtime, OpenVINO and
@@ -46,11 +47,16 @@ class Inferred:
 
 
 class InferenceStage:
-    """`submit(images)` -> a Future of `Inferred`; in order, one worker thread."""
+    """`submit(images)` -> a Future of `Inferred`; `workers` threads, one engine call each at a time.
+
+    `workers` is the engine's `concurrent_calls` (1 when it has none): ONNX Runtime on a CPU
+    runs two batches at once, each on one core (pipeline/engine_choice.py says why); the caller
+    keeps results in submission order (each batch's future), whatever order they finish in."""
 
     def __init__(self, engine: Engine, device: str):
         self.engine, self.device = engine, device
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trident-infer", initializer=name_thread, initargs=("infer",))
+        self.workers = max(1, int(getattr(engine, "concurrent_calls", 1) or 1))
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="trident-infer", initializer=name_thread, initargs=("infer",))
 
     def submit(self, images: Sequence[np.ndarray]) -> "Future[Inferred]":
         return self._pool.submit(self._run, list(images))

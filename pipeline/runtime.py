@@ -74,6 +74,11 @@ class _Batch:
     owners: dict[str, Source | None]  # each stream's source when submitted: a stream re-added meanwhile is another
     picked_up: float  # wall time it left the batcher
 
+    @property
+    def done(self) -> bool:
+        """Its inference has ended (or it needs none): finishing it now waits for nothing."""
+        return self.future is None or self.future.done()
+
 
 class Pipeline(LiveStreams):
     """Iterate over it for FrameResults; or call `drain()` to run to the end for the sinks only."""
@@ -186,24 +191,23 @@ class Pipeline(LiveStreams):
                 src.start()
             batcher = Batcher({sid: s.queue for sid, s in self.sources.items()}, self.batch_cfg, self._wakeup, keep_open=self.serve)
             self._inference = InferenceStage(self.engine, self._device)
-            inflight: _Batch | None = None  # submitted to the engine, not finished yet (inference_stage.py)
+            inflight: collections.deque[_Batch] = collections.deque()  # submitted, not finished; oldest first
             while batcher.active:
                 if self._changes:
                     self._apply_changes(batcher)
-                # with a batch in flight, take only frames already there: its results are not held back
-                frames, ended = batcher.next_batch(self.stop_event, block=inflight is None)
-                batch = self._submit(frames, ended) if frames or ended else None
-                if inflight is not None:
-                    yield from self._finish(inflight)  # while the engine runs `batch`
-                    inflight = None
-                if batch is not None and batch.future is not None:
-                    inflight = batch
-                elif batch is not None:
-                    yield from self._finish(batch)  # nothing to infer: predicted frames or ends only
-                if not frames and not ended and inflight is None and self.stop_event.is_set() and all(not s.is_alive() for s in self.sources.values()):
+                # with batches in flight, take only frames already there: their results are not held back
+                frames, ended = batcher.next_batch(self.stop_event, block=not inflight)
+                if frames or ended:
+                    inflight.append(self._submit(frames, ended))
+                # finish the oldest (while the engine runs the newer ones) once the engine is full, or
+                # when no frame came (a live camera between frames), or as soon as it is done while a
+                # newer one keeps the engine busy
+                while inflight and (len(inflight) > self._inference.workers or not (frames or ended) or (inflight[0].done and len(inflight) > 1)):
+                    yield from self._finish(inflight.popleft())
+                if not frames and not ended and not inflight and self.stop_event.is_set() and all(not s.is_alive() for s in self.sources.values()):
                     break
-            if inflight is not None:
-                yield from self._finish(inflight)
+            while inflight:
+                yield from self._finish(inflight.popleft())
         finally:
             self._shutdown()
 

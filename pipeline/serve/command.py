@@ -144,7 +144,7 @@ def _serve(args: argparse.Namespace) -> int:
         _check_out_dir(Path(opts.out))
     sock = bind(args.host, args.port)
     try:
-        engine = load_run_engine(cfg.engine.model, cfg.engine.device, cfg.engine.threads)  # as `trident run` loads it
+        engine = load_run_engine(cfg.engine.model, cfg.engine.device, cfg.engine.threads, cfg.engine.concurrent)  # as `trident run` loads it
         service = CameraService(cfg, engine, opts)
     except BaseException:
         sock.close()

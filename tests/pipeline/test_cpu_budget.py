@@ -118,11 +118,20 @@ def test_the_post_process_runs_on_one_torch_thread_and_gives_the_count_back(clip
 
 
 def test_the_pipeline_engine_gets_the_usable_cores_unless_told():
-    from pipeline.engine_choice import engine_options, pipeline_threads
+    from engines.onnxruntime_engine import default_threads
+    from pipeline.engine_choice import auto_concurrent, engine_options, pipeline_threads
+    from pipeline.errors import TridentError
 
     assert [pipeline_threads(n) for n in (1, 2, 8)] == [1, 2, 8]
-    assert engine_options("m.onnx", "cpu", 0) == {"threads": pipeline_threads()}
-    assert engine_options("m.onnx", "cpu", 3) == {"threads": 3}
+    assert [pipeline_threads(n, concurrent=2) for n in (1, 2, 8)] == [1, 1, 4]
+    calls = auto_concurrent()
+    assert calls == (2 if default_threads() >= 2 else 1)
+    assert engine_options("m.onnx", "cpu", 0) == {"threads": pipeline_threads(concurrent=calls), "concurrent": calls}
+    assert engine_options("m.onnx", "cpu", 1, 3) == {"threads": 1, "concurrent": 3}
+    assert engine_options("m.onnx", "cpu", default_threads()) == {"threads": default_threads(), "concurrent": 1}
+    assert engine_options("m.xml", "openvino", 0) == {"threads": pipeline_threads()}
+    with pytest.raises(TridentError, match="only ONNX Runtime on the CPU runs several batches at once"):
+        engine_options("m.xml", "openvino", 0, 2)
     assert engine_options("m.engine", "auto", 0) == {} and engine_options("triton://h:1/m", "auto", 0) == {}
 
 

@@ -46,6 +46,18 @@ def test_the_next_batch_is_inferred_while_the_caller_finishes_the_last(clips):
     assert all(s >= e for s, e in zip(starts[1:], ends[:-1]))  # one inference at a time, in order
 
 
+def test_an_engine_that_takes_two_calls_at_once_gets_two_batches_and_results_stay_in_order(clips):
+    engine = RecordingEngine(delay_s=0.04)
+    engine.concurrent_calls = 2
+    pipe = Pipeline([SourceConfig(uri=str(clips[0]))], engine, batch=BatchConfig(max_batch=1))
+    indices = [r.frame.index for r in pipe]
+    assert indices == list(range(24))
+    assert len({tid for *_, tid in engine.runs}) == 2  # two inference threads
+    runs = sorted(engine.runs)
+    overlapping = sum(b[0] < a[1] for a, b in zip(runs, runs[1:]))  # the next call began before this one ended
+    assert overlapping >= 15, f"only {overlapping} of 23 calls ran beside another"
+
+
 def test_a_live_frame_is_not_held_until_the_next_one_arrives(clips, monkeypatch):
     """Frames arrive every 150 ms (a camera); each result must come out long before the next frame."""
     real = file_source.timed_frames
@@ -57,6 +69,7 @@ def test_a_live_frame_is_not_held_until_the_next_one_arrives(clips, monkeypatch)
 
     monkeypatch.setattr(file_source, "timed_frames", camera_paced)
     engine = RecordingEngine(delay_s=0.02)
+    engine.concurrent_calls = 2  # with room for a second batch, a live frame still does not wait for one
     pipe = Pipeline([SourceConfig(uri=str(clips[1]), max_frames=6)], engine, batch=BatchConfig(max_batch=1))
     lags = []
     for result in pipe:
