@@ -58,7 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=positive_int, default=1)
     p.add_argument("--iters", type=positive_int, default=50)
     p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = all usable cores)")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads per batch (0 = as `trident run`: the cores shared by --concurrent)")
+    p.add_argument("--concurrent", type=int, default=0,
+                   help="ONNX Runtime CPU: batches at once for the throughput line (0 = as `trident run`: 2 on 2+ cores; 1 = one at a time)")
     p.add_argument("--torch-threads", type=int, default=1,
                    help="torch threads for a CPU post-process (default 1, as `trident run` uses; 0 = torch's default)")
     p.add_argument("--compile", action="store_true", help="torch engine: torch.compile")
@@ -82,8 +84,10 @@ def _bench(args: argparse.Namespace) -> int:
     if wanted != "auto" and kind != wanted and same_runtime.get(kind) != wanted:
         raise TridentError(f"--engine {args.engine} cannot run {Path(args.model).name}; pass a .{wanted} file or --engine auto")
     options = {}
-    if kind == "onnx" and args.threads:
-        options["threads"] = args.threads
+    if kind == "onnx":
+        from pipeline.engine_choice import engine_options
+
+        options = engine_options(args.model, args.device, args.threads, args.concurrent)  # as `trident run` loads it
     if kind in ("pt", "pth"):
         options.update(compile=args.compile, half=args.half)
     post = PostprocessConfig() if args.score_threshold is None else PostprocessConfig(score_threshold=args.score_threshold)

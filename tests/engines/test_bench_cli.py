@@ -33,6 +33,19 @@ def test_bench_times_the_input_size_the_pipeline_would_use_and_prints_it(tiny_on
     assert "input 64x96  batch 1" in capsys.readouterr().out  # the model's own aspect: the nominal size, said plainly
 
 
+def test_bench_throughput_runs_as_many_batches_at_once_as_trident_run_keeps_in_the_engine(tiny_onnx_path, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    args = ["bench", "--model", str(tiny_onnx_path), "--iters", "6", "--warmup", "1", "--frame-size", "128", "192", "--threads", "1"]
+    assert main([*args, "--concurrent", "2", "--json", str(out)]) == 0
+    assert "with 2 batches at once (as `trident run` runs this engine; one at a time:" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert data["concurrent"] == 2 and data["images_per_s"] > 0 and data["serial_images_per_s"] > 0
+    assert main([*args, "--concurrent", "1", "--json", str(out)]) == 0
+    assert "batches at once" not in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert data["concurrent"] == 1 and data["images_per_s"] == data["serial_images_per_s"]
+
+
 def test_bench_refuses_a_runtime_that_does_not_match_the_file(tiny_onnx_path, capsys):
     assert main(["bench", "--model", str(tiny_onnx_path), "--engine", "tensorrt"]) == 2
     assert "--engine tensorrt cannot run tiny.onnx" in capsys.readouterr().err
