@@ -48,9 +48,10 @@ class OutputConfig:
     images_every: int = 0  # also dump every N-th annotated frame as JPEG (0 = off)
     show: bool = False  # live window (needs the GUI build of OpenCV)
     video_fps: float = 0.0  # 0 = the file's rate, or 15 for live sources
-    # x264 speed/size trade (pipeline/sinks/video.py): superfast costs 5.0 ms a 768x576 frame and
-    # 11 KB against veryfast's 6.4 ms and 8.5 KB at crf 23; ultrafast 3.5 ms, 15 KB
-    video_preset: str = "superfast"
+    # x264 speed/size trade (pipeline/sinks/video.py): at crf 23 on a 768x576 frame ultrafast costs
+    # 3.5 ms and 15 KB, superfast 5.0 ms and 11 KB, veryfast 6.4 ms and 8.5 KB (end to end on vtest.avi
+    # on 2 cores: 36.9 FPS ultrafast vs 32.3 superfast); the annotated video is the by-product here
+    video_preset: str = "ultrafast"
     video_crf: int = 23  # quality: lower is better and larger (18 ~ visually lossless, 28 small)
 
     def __post_init__(self) -> None:

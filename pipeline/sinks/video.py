@@ -32,10 +32,11 @@ class VideoSink(Sink[Picture]):
     CPU per 768x576 frame on the 2-core AMD EPYC (vtest.avi, crf 23): the BGR -> I420
     conversion by OpenCV 0.7 ms (libswscale's, inside PyAV, took 3.2); x264 on one thread
     (its slice threads only add overhead where every core is busy, and each stream has its own
-    encoder thread anyway) superfast 5.0 ms and 11 KB a frame, veryfast 6.4 ms and 8.5 KB.
-    Before: veryfast, swscale, x264's own threads 8.1 ms."""
+    encoder thread anyway) ultrafast 3.5 ms and 15 KB a frame (the default: end to end on
+    vtest.avi it gave 36.9 FPS against 32.3 with superfast, 3 rounds A/B), superfast 5.0 ms and
+    11 KB, veryfast 6.4 ms and 8.5 KB. Before: veryfast, swscale, x264's own threads 8.1 ms."""
 
-    def __init__(self, path: Path, fps: float | Callable[[], float] = 30.0, crf: int = 23, preset: str = "superfast"):
+    def __init__(self, path: Path, fps: float | Callable[[], float] = 30.0, crf: int = 23, preset: str = "ultrafast"):
         self.name = f"video:{path.name}"
         self.stage = "encode"
         self.path, self.fps = path, fps
