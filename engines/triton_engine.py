@@ -48,9 +48,11 @@ _NP_TYPES = {"TYPE_UINT8": np.uint8, "TYPE_FP16": np.float16, "TYPE_FP32": np.fl
 _RETRYABLE = ("unavailable", "connection refused", "failed to connect", "socket closed", "connection reset", "broken pipe",
               "unknown model", "is not ready", "shared memory region", "deadline", "timed out", "eof")
 # A server being stopped fails the requests its model is executing with INTERNAL "model execute
-# error" (its Python backend is torn down under them), for as long as its shutdown takes: retry that
-# for up to _STOPPING_WINDOW_S, as an outage; a model that really fails keeps failing and is then
-# reported with the server's message. (Three retries, 0.7 s, were too few on a loaded CI machine.)
+# error" (its Python backend is torn down under them), for as long as its shutdown takes. When the
+# server then says it is not ready (exiting) or the model is not loaded, that is an outage like any
+# other (retried for retry_s); from a server and model that say they are ready it is retried for
+# _STOPPING_WINDOW_S of such errors in a row, then reported with the server's message (a model that
+# really fails). Three retries, 0.7 s, were too few on a loaded CI machine.
 _STOPPING = "model execute error"
 _STOPPING_WINDOW_S = 10.0
 
@@ -316,7 +318,7 @@ class TritonEngine:
         results: dict[int, dict[str, np.ndarray]] = {}
         pending = list(range(len(images)))
         outage_start, backoff, last = None, 0.1, ""
-        stopping_since: float | None = None  # first "model execute error" of this batch
+        stopping_since: float | None = None  # first of the "model execute error"s in a row (no other error between)
         with self._lock:  # one batch at a time owns the shared-memory slots
             while pending:
                 done = self._send_all(images, pending)
@@ -327,10 +329,15 @@ class TritonEngine:
                         failed.append(i)
                         last = _first_line(outcome)
                         low = last.lower()
-                        if _STOPPING in low and stopping_since is None:
-                            stopping_since = time.monotonic()
-                        stopping_ok = _STOPPING in low and time.monotonic() - stopping_since < _STOPPING_WINDOW_S
-                        if not (any(word in low for word in _RETRYABLE) or stopping_ok):
+                        retryable = any(word in low for word in _RETRYABLE)
+                        if _STOPPING in low and not self._model_ready():
+                            retryable = True  # the server says it is shutting down or its model is not loaded: an outage
+                        elif _STOPPING in low:
+                            stopping_since = stopping_since if stopping_since is not None else time.monotonic()
+                        elif retryable:
+                            stopping_since = None  # the server went away meanwhile: a restarted one gets its own window
+                        stopping_ok = _STOPPING in low and stopping_since is not None and time.monotonic() - stopping_since < _STOPPING_WINDOW_S
+                        if not (retryable or stopping_ok):
                             raise TridentError(f"{self.address.where} refused the request for '{self.address.model}': {last}")
                     else:
                         results[i] = self._read(outcome, i)
@@ -360,6 +367,15 @@ class TritonEngine:
         self.stats.latencies_ms.append((time.perf_counter() - t0) * 1e3)
         batch = {name: np.concatenate([results[i][name] for i in range(len(images))]) for name, _, _ in self._outputs}
         return decode(batch, self.spec)
+
+    def _model_ready(self) -> bool:
+        """Whether the server says it is ready and our model is loaded; False when it cannot say (down,
+        exiting). A "model execute error" from a ready server and model is the model's own failure."""
+        timeout = {"client_timeout": 5.0} if self.protocol == "grpc" else {}  # a hung server is "not ready", not a hang
+        try:
+            return bool(self._client.is_server_ready(**timeout) and self._client.is_model_ready(self.address.model, **timeout))
+        except Exception:
+            return False
 
     def _try_reregister(self) -> None:
         """A restarted server forgot our shared-memory regions; register them again once it answers."""
