@@ -46,7 +46,11 @@ def main() -> int:
     server.set_service(str(args.port))
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(launch)
-    factory.set_shared(True)
+    # A live pattern is one shared pipeline for every client. A clip is not: its stream ends at each
+    # loop of the file (qtdemux does not follow multifilesrc's restart), and a client reconnecting to a
+    # shared media still at its end joined it and got no frame until every client had left (CI once saw
+    # one camera of two fail 8 reconnects in a row) - so each client of a clip gets its own pipeline.
+    factory.set_shared(not args.clip)
     if args.user is not None:
         auth = GstRtspServer.RTSPAuth()
         token = GstRtspServer.RTSPToken()
