@@ -45,13 +45,20 @@ class Annotator:
         self._sem_add = np.zeros((256, 1, 3), np.uint8)
         self._sem_add[: len(sem), 0] = np.rint(sem.astype(np.float32) * np.float32(cfg.semantic_alpha)).clip(0, 255)
         self.trails: dict[int, collections.deque] = {}
+        self._scratch: tuple[np.ndarray, np.ndarray] | None = None
 
     def draw(self, result: FrameResult) -> np.ndarray:
         import cv2
 
         if result.semantic is not None and self.cfg.semantic_alpha > 0:
-            labels = cv2.cvtColor(result.semantic.labels, cv2.COLOR_GRAY2BGR)
-            image = cv2.add(result.frame.image, cv2.LUT(labels, self._sem_add))  # a new image: the frame stays as decoded
+            # the two frame-sized temporaries are kept from frame to frame: fresh ones cost page faults
+            # (3.6 against 1.1 ms a 768x576 frame on the 2-core AMD EPYC VM); the picture itself is new
+            labels = result.semantic.labels
+            scratch = self._scratch if self._scratch is not None and self._scratch[0].shape[:2] == labels.shape else None
+            if scratch is None:
+                scratch = self._scratch = (np.empty((*labels.shape, 3), np.uint8), np.empty((*labels.shape, 3), np.uint8))
+            grey3 = cv2.cvtColor(labels, cv2.COLOR_GRAY2BGR, dst=scratch[0])
+            image = cv2.add(result.frame.image, cv2.LUT(grey3, self._sem_add, dst=scratch[1]))  # a new image: the frame stays as decoded
         else:
             image = result.frame.image.copy()
         dets, tracks = result.detections, result.tracks
@@ -60,15 +67,20 @@ class Annotator:
         else:
             rows = [(-1, dets.boxes[i], int(dets.class_ids[i]), float(dets.scores[i]), i) for i in range(len(dets))]
         if dets.masks is not None and self.cfg.mask_alpha > 0:
+            alpha = self.cfg.mask_alpha
             for tid, _, cls, _, di in rows:
                 if di >= 0:
-                    colour = self._colour(tid, cls)
                     x0, y0, x1, y1 = dets.masks.boxes[di].tolist()
                     region, m = image[y0:y1, x0:x1], dets.masks.crop(di)  # blend inside the mask's box only
-                    region[m] = (region[m] * (1 - self.cfg.mask_alpha) + colour * self.cfg.mask_alpha).astype(np.uint8)
+                    if region.size:
+                        # OpenCV's blend of the whole box, copied back under the mask: 0.3 ms for ~10 people
+                        # in a 768x576 frame against 3.1 ms for numpy's float64 arithmetic on the masked pixels
+                        tint = np.empty_like(region)
+                        tint[:] = TRACK_COLOURS[self._colour_index(tid, cls)]
+                        cv2.copyTo(cv2.addWeighted(region, 1.0 - alpha, tint, alpha, 0.0), m.view(np.uint8), region)
         seen = set()
         for tid, box, cls, score, di in rows:
-            colour = tuple(int(c) for c in self._colour(tid, cls))
+            colour = self._colour(tid, cls)
             x0, y0, x1, y1 = (int(round(v)) for v in box)
             cv2.rectangle(image, (x0, y0), (x1, y1), colour, 1 if di < 0 else 2, cv2.LINE_AA)
             name = self.class_names[cls] if 0 <= cls < len(self.class_names) else str(cls)
@@ -84,5 +96,9 @@ class Annotator:
             del self.trails[tid]  # bounded: only live tracks keep history
         return image
 
-    def _colour(self, track_id: int, class_id: int) -> np.ndarray:
-        return TRACK_COLOURS[(track_id if track_id >= 0 else class_id) % len(TRACK_COLOURS)].astype(np.float32)
+    def _colour(self, track_id: int, class_id: int) -> tuple[int, int, int]:
+        return tuple(int(c) for c in TRACK_COLOURS[self._colour_index(track_id, class_id)])
+
+    @staticmethod
+    def _colour_index(track_id: int, class_id: int) -> int:
+        return (track_id if track_id >= 0 else class_id) % len(TRACK_COLOURS)

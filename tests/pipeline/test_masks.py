@@ -200,6 +200,11 @@ def test_annotator_tints_mask_pixels_only_and_jsonl_writes_their_rle(tmp_path):
     drawn = Annotator(("thing",)).draw(result)
     unmasked = Annotator(("thing",), cfg=DrawConfig(mask_alpha=0.0)).draw(result)
     np.testing.assert_array_equal((drawn != unmasked).any(axis=2), dense[0])  # the tint covers the mask's pixels, no others
+    from pipeline.draw import TRACK_COLOURS
+
+    expected = 100 * (1 - DrawConfig().mask_alpha) + TRACK_COLOURS[0].astype(float) * DrawConfig().mask_alpha  # class 0's colour
+    inner = drawn[19:27, 11:13].reshape(-1, 3).astype(float)  # mask pixels clear of the box outline
+    assert np.abs(inner - expected).max() <= 1.0  # the blend itself, to rounding
     sink = JsonlSink(tmp_path / "out.jsonl", ("thing",))
     sink.write(result)
     sink.close()
