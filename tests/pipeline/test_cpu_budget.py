@@ -153,6 +153,28 @@ def test_the_semantic_tint_is_the_blend_to_one_grey_level():
     assert (drawn != image).mean() > 0.5  # and the rest tinted
 
 
+def test_annotator_pictures_stay_intact_while_it_draws_the_next_frames():
+    """The overlay's temporaries are reused from frame to frame; the pictures handed to the sinks must not be."""
+    from pipeline.contracts import Detections, Frame, FrameResult, SemanticMap
+    from pipeline.draw import Annotator
+
+    rng = np.random.default_rng(1)
+    names = tuple("abcdefg")
+    annotator = Annotator(("thing",), names)
+
+    def result(i: int, hw=(48, 64)) -> FrameResult:
+        labels = rng.integers(0, len(names), hw).astype(np.uint8)
+        image = rng.integers(0, 256, (*hw, 3)).astype(np.uint8)
+        return FrameResult(Frame("s", i, 0.0, image, 0.0), Detections.empty(), SemanticMap(labels, names))
+
+    first = annotator.draw(result(0))
+    kept = first.copy()
+    second = annotator.draw(result(1))
+    third = annotator.draw(result(2, hw=(32, 40)))  # another size: new temporaries
+    np.testing.assert_array_equal(first, kept)
+    assert not np.shares_memory(first, second) and third.shape == (32, 40, 3)
+
+
 def test_cpu_semantic_labels_equal_the_torch_path_on_real_model_outputs():
     """The CPU post-process argmaxes OpenCV-resized logits; the GPU one torch's. Same labels (ties aside)."""
     import torch
