@@ -58,6 +58,9 @@ ROOT = Path(__file__).resolve().parents[1]
 VTEST = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
 BUNDLED_CLIP = ROOT / "pipeline" / "assets" / "demo_clip.mp4"
 BUNDLED_FP32 = ROOT / "pipeline" / "assets" / "trident_n_synth.onnx"
+sys.path.insert(0, str(ROOT))
+
+from engines.bench import cpu_description  # noqa: E402
 ULTRA_DEFAULT = "/work/ultra_venv/bin/python"
 
 ULTRA = """
@@ -200,7 +203,7 @@ def main() -> None:
                     b = trident_bench(args.model, clip, tmp / f"bench-{rnd}")
                     runs.setdefault("trident bench", []).append(b)
                     print(f"round {rnd} {Path(clip).name:<16} {'trident bench':<14} {b['fps']:6.1f} images/s", flush=True)
-    print("\nmachine: shared 2-core AMD EPYC; medians over rounds, runs alternated")
+    print(f"\nmachine: {cpu_description()}; medians over rounds, runs alternated")
     for clip, runs in results.items():
         print(f"\n{Path(clip).name}:")
         for name, rows in runs.items():

@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from engines.bench import cpu_description  # noqa: E402
+
 
 def _videos(data: Path, split: str) -> list[tuple[Path, Path]]:
     """(video, gt.txt) pairs of the split."""
@@ -98,7 +100,7 @@ def main() -> None:
             for _ in range(args.rounds):
                 for k in args.ks:
                     clip.setdefault(k, []).append(clip_fps(args.model, args.clip, k, Path(tmp)))
-    print(f"{len(pairs)} {args.split} videos of {args.data}, bundled FP32 model, ByteTrack; shared 2-core AMD EPYC")
+    print(f"{len(pairs)} {args.split} videos of {args.data}, bundled FP32 model, ByteTrack; {cpu_description()}")
     header = f"{'K':>3} {'HOTA':>6} {'DetA':>6} {'AssA':>6} {'MOTA':>6} {'IDF1':>6} {'IDsw':>5} {'FPS (no sinks)':>15}"
     if clip:
         header += f" {Path(args.clip).name + ' FPS':>18}"

@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from engines.bench import cpu_description  # noqa: E402
+
 
 def run_cameras(n: int, seconds: float, fps: int, model: str, extra: list[str], tmp: Path) -> dict:
     from tests.support.rtsp import RtspServer
@@ -69,7 +71,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.cameras:
             results[n] = run_cameras(n, args.seconds, args.fps, args.model, extra, Path(tmp))
-    print(f"{args.fps} fps RTSP cameras, {args.seconds:g} s each run, bundled FP32 model, MP4 + MOT + JSONL; shared 2-core AMD EPYC")
+    print(f"{args.fps} fps RTSP cameras, {args.seconds:g} s each run, bundled FP32 model, MP4 + MOT + JSONL; {cpu_description()}")
     one = None
     for n, m in results.items():
         streams = m["streams"].values()

@@ -18,23 +18,17 @@ picked so that about 5 and about 50 detections survive.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from engines.bench import cpu_description  # noqa: E402
 
 
 def blobs(n: int, frame_hw: tuple[int, int], seed: int) -> tuple[list[np.ndarray], np.ndarray]:
@@ -142,7 +136,7 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.torch_threads)
-    print(f"CPU: {cpu_name()} ({os.cpu_count()} logical cores), {platform.python_implementation()} {platform.python_version()}")
+    print(f"CPU: {cpu_description()}, {platform.python_implementation()} {platform.python_version()}")
     bench_masks(args.instances, tuple(args.frame_size), args.repeats)
     if args.model:
         bench_postprocess(args.model, tuple(args.frame_size), args.frames, max(3, args.repeats // 6), (5, 50))

@@ -36,6 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from engines.bench import cpu_description  # noqa: E402
 from engines.triton_repo import ServingConfig, write_repository  # noqa: E402
 from engines.triton_serve import ServerProcess, find_server_python, free_port  # noqa: E402
 from pipeline.commands import BUNDLED_CLIP, asset, bundled_onnx  # noqa: E402
@@ -116,7 +117,7 @@ def main() -> int:
     write_repository(onnx, work / "repo", ServingConfig(name="trident", max_queue_delay_us=args.queue_delay_us))
     server = ServerProcess(work / "repo", "trident", find_server_python(args.python), free_port()).start()
     uri = f"triton://127.0.0.1:{server.grpc_port}/trident"
-    result: dict = {"cpu": f"{os.cpu_count()} cores ({open('/proc/cpuinfo').read().split('model name')[1].split(':')[1].splitlines()[0].strip()})"}
+    result: dict = {"cpu": cpu_description()}
     try:
         local_fps, remote_fps, control_fps = [], [], []
         for r in range(0 if args.skip_fps else args.rounds):

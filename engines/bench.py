@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,6 +25,7 @@ def run_bench(engine: Engine, frames: list[np.ndarray], batch: int, iters: int, 
     result = _latency(engine, frames, batch, iters, warmup, device, post_cfg)
     calls = max(1, int(getattr(engine, "concurrent_calls", 1) or 1))
     result["concurrent"] = calls
+    result["cpu"] = cpu_description()
     result["serial_images_per_s"] = result["images_per_s"]
     if calls > 1:
         result["images_per_s"] = _throughput(engine, frames, batch, iters, calls, device, post_cfg)
@@ -103,8 +106,26 @@ def _input_text(result: dict[str, Any]) -> str:
     return f"input {h}x{w}"
 
 
+def cpu_description(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """'Intel(R) Xeon(R) Processor, 2 cores (AMX, AVX-512 VNNI)': which CPU a number was measured on.
+
+    The vector units decide what INT8 and FP32 cost (VNNI/AMX make INT8 ~1.5x
+    faster; on AVX2-only CPUs it gains nothing), so they travel with every figure.
+    """
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    lines = text.splitlines()
+    name = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), platform.machine())
+    flags = set(next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith(("flags", "Features"))), []))
+    units = [u for u, f in (("AMX", "amx_tile"), ("AVX-512 VNNI", "avx512_vnni"), ("AVX-512", "avx512f"), ("AVX2", "avx2"), ("NEON", "asimd")) if f in flags]
+    return f"{name}, {os.cpu_count()} cores ({', '.join(units[:2]) or 'no AVX2'})"
+
+
 def format_bench(result: dict[str, Any]) -> str:
     lines = [
+        f"cpu: {result['cpu']}" if "cpu" in result else "",
         f"{result['engine']}  {_input_text(result)}  batch {result['batch']}  "
         f"({result['iters']} iterations, {result['mean_detections']:.1f} detections/frame)",
         f"{'stage':<12} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9} {'mean ms':>9}",
@@ -116,7 +137,7 @@ def format_bench(result: dict[str, Any]) -> str:
                      f"(as `trident run` runs this engine; one at a time: {result['serial_images_per_s']:.1f})")
     else:
         lines.append(f"throughput: {result['images_per_s']:.1f} images/s")
-    return "\n".join(lines)
+    return "\n".join(ln for ln in lines if ln)
 
 
 def write_json(result: dict[str, Any], path: str | Path) -> None:

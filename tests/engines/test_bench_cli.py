@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from engines.bench import cpu_description
 from pipeline.cli import main
 from tests.engines.helpers import save_tiny_checkpoint
 
@@ -20,6 +21,23 @@ def test_bench_prints_percentiles_per_stage_and_writes_json(tiny_onnx_path, tmp_
     for stage in data["stages"].values():
         assert 0 < stage["p50_ms"] <= stage["p90_ms"] <= stage["p99_ms"]
     assert data["batch"] == 2 and data["images_per_s"] > 0
+    assert text.splitlines()[0] == f"cpu: {data['cpu']}" and data["cpu"] == cpu_description()
+
+
+@pytest.mark.parametrize(
+    "flags, units",
+    [
+        ("fpu sse2 avx2 avx512f avx512_vnni amx_tile amx_int8", "(AMX, AVX-512 VNNI)"),
+        ("fpu sse2 avx2 fma", "(AVX2)"),
+        ("fpu sse2", "(no AVX2)"),
+    ],
+)
+def test_cpu_description_names_the_model_and_the_widest_vector_units(tmp_path, flags, units):
+    info = tmp_path / "cpuinfo"
+    info.write_text(f"processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+    text = cpu_description(info)
+    assert text.startswith("AMD EPYC 7B13, ") and text.endswith(units)
+    assert cpu_description(tmp_path / "missing")  # no /proc (macOS): still says something
 
 
 def test_bench_times_the_input_size_the_pipeline_would_use_and_prints_it(tiny_onnx_path, tmp_path, capsys):

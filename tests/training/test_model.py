@@ -124,6 +124,7 @@ def test_pretrained_weights_missing_from_cache_is_an_error_naming_the_cache(tmp_
         ({"heads": ()}, r"heads is empty"),
         ({"num_classes": 5}, r"class_names has 4 names but num_classes is 5"),
         ({"input_hw": (100, 640)}, r"multiples of 32, got 100x640"),
+        ({"decoder_stride": 16}, r"decoder_stride must be 4 or 8, got 16"),
     ],
 )
 def test_invalid_model_config_is_one_clear_error(kwargs, message):
@@ -228,3 +229,48 @@ def test_a_head_placed_before_the_head_it_needs_is_rejected():
     full = _model()
     with pytest.raises(TridentError, match=r"head 'inst' needs head 'det' built before it"):
         MultiTaskNet(full.backbone, full.neck, {"inst": full.heads["inst"], "det": full.heads["det"]}, num_classes=4)
+
+
+def _conv_macs(model: torch.nn.Module, x: torch.Tensor) -> dict[str, int]:
+    """Multiply-accumulates of every Conv2d in one forward pass, by module name."""
+    macs: dict[str, int] = {}
+
+    def hook(name):
+        def record(mod, inp, out):
+            k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
+            macs[name] = out.numel() * k
+
+        return record
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    return macs
+
+
+def test_decoder_stride_8_takes_the_stride_4_weights_and_outputs_and_runs_its_convs_at_stride_8(tmp_path):
+    torch.manual_seed(0)
+    base_cfg = ModelConfig(input_hw=(128, 192))
+    base = build_model(base_cfg).eval()
+    path = save_checkpoint(tmp_path / "s4.pt", base, base_cfg)
+    cheap_cfg = ModelConfig(input_hw=(128, 192), decoder_stride=8)
+    cheap, cfg, _ = load_model(path, config=cheap_cfg)  # strict load: every weight has the same shape
+    assert cfg.decoder_stride == 8
+    x = torch.randint(0, 255, (1, 3, 128, 192), dtype=torch.uint8)
+    with torch.no_grad():
+        a, b = base(x)[0], cheap(x)[0]
+    for name in ("sem_logits", "protos"):
+        assert a[name].shape == b[name].shape == (1, a[name].shape[1], 32, 48)
+        assert not torch.allclose(a[name], b[name])  # another function of the same weights
+    for name in ("boxes", "scores", "mask_coeffs"):
+        torch.testing.assert_close(a[name], b[name])  # detection is untouched
+    m4, m8 = _conv_macs(base, x), _conv_macs(cheap, x)
+    for conv in ("heads.sem.pre.conv", "heads.sem.post.conv", "heads.inst.protos.pre.conv", "heads.inst.protos.post.conv"):
+        assert m8[conv] == m4[conv] // (4 if ".post." in conv else 1), conv
+    for conv in ("heads.sem.classifier", "heads.inst.protos.out"):
+        assert m8[conv] * 4 == m4[conv], conv
+    assert sum(m4.values()) - sum(m8.values()) == 3 * (m8["heads.sem.post.conv"] + m8["heads.inst.protos.post.conv"]) + 3 * (
+        m8["heads.sem.classifier"] + m8["heads.inst.protos.out"]
+    )

@@ -36,3 +36,13 @@ def test_another_architecture_is_refused_with_the_key_to_set():
     cfg = ModelConfig(size="s")
     with pytest.raises(TridentError, match="model.size='n'"):
         init_from_checkpoint(build_model(cfg), cfg, BUNDLED)
+
+
+def test_a_decoder_stride_8_model_starts_from_the_bundled_stride_4_checkpoint_with_every_weight():
+    cfg = ModelConfig(decoder_stride=8)
+    model = build_model(cfg)
+    report = init_from_checkpoint(model, cfg, BUNDLED)
+    old = load_model(BUNDLED)[0].state_dict()
+    assert report.fresh == () and report.remapped == 0 and report.copied == len(old)
+    for key in ("heads.sem.post.conv.weight", "heads.inst.protos.post.conv.weight"):
+        assert torch.equal(model.state_dict()[key], old[key])

@@ -56,6 +56,12 @@ class ModelConfig:
     num_protos: K, mask prototypes and coefficients per anchor.
     input_hw: network input (height, width), multiples of 32.
     reg_max: DFL bins per box side; 1 turns DFL off.
+    decoder_stride: where the semantic head and the prototype net run their
+        second 3x3 conv: 4 (after the 2x upsample; the bundled model) or 8
+        (before it, then a bilinear 2x of the 1x1 outputs: a quarter of
+        that conv's cost, ~10 % of the network's CPU time). Outputs are at
+        stride 4 either way; the weights have the same shapes, so one
+        starts from the other's checkpoint.
     pretrained: load cached ImageNet weights into a torchvision backbone
         (never downloads; an error says where to put the file).
     """
@@ -70,6 +76,7 @@ class ModelConfig:
     num_protos: int = 32
     input_hw: tuple[int, int] = (384, 640)
     reg_max: int = 16
+    decoder_stride: int = 4
     pretrained: bool = False
 
     def __post_init__(self) -> None:
@@ -98,6 +105,8 @@ class ModelConfig:
             raise TridentError(f"input_hw must be positive multiples of 32, got {h}x{w}; e.g. 384x640")
         if self.num_protos < 1 or self.reg_max < 1:
             raise TridentError(f"num_protos and reg_max must be >= 1, got {self.num_protos} and {self.reg_max}")
+        if self.decoder_stride not in (4, 8):
+            raise TridentError(f"decoder_stride must be 4 or 8, got {self.decoder_stride!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (tuples become lists)."""
@@ -156,13 +165,13 @@ def _det_head(cfg: ModelConfig, channels: list[int]) -> nn.Module:
 def _inst_head(cfg: ModelConfig, channels: list[int]) -> nn.Module:
     from training.model.inst_head import InstanceHead
 
-    return InstanceHead(channels, num_protos=cfg.num_protos)
+    return InstanceHead(channels, num_protos=cfg.num_protos, decoder_stride=cfg.decoder_stride)
 
 
 def _sem_head(cfg: ModelConfig, channels: list[int]) -> nn.Module:
     from training.model.sem_head import SemanticHead
 
-    return SemanticHead(channels, cfg.num_sem_classes)
+    return SemanticHead(channels, cfg.num_sem_classes, decoder_stride=cfg.decoder_stride)
 
 
 _HEADS: dict[str, Callable[[ModelConfig, list[int]], nn.Module]] = {

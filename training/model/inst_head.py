@@ -27,16 +27,21 @@ class PrototypeNet(nn.Module):
     """P3 (stride 8) -> K prototypes at stride 4.
 
     The 2x upsample sits after one conv at stride 8 so only the last, thin
-    convs run at the expensive stride-4 resolution.
+    convs run at the expensive stride-4 resolution; with decoder_stride 8
+    every conv runs at stride 8 and the prototypes are upsampled bilinearly.
     """
 
-    def __init__(self, c_in: int, width: int, num_protos: int) -> None:
+    def __init__(self, c_in: int, width: int, num_protos: int, decoder_stride: int = 4) -> None:
         super().__init__()
+        self.decoder_stride = decoder_stride
         self.pre = ConvBNAct(c_in, width, 3)
         self.post = ConvBNAct(width, width, 3)
         self.out = nn.Conv2d(width, num_protos, 1)
 
     def forward(self, p3: torch.Tensor) -> torch.Tensor:
+        if self.decoder_stride == 8:
+            protos = self.out(self.post(self.pre(p3)))
+            return F.interpolate(protos, scale_factor=2.0, mode="bilinear", align_corners=False)
         x = F.interpolate(self.pre(p3), scale_factor=2.0, mode="nearest")
         return self.out(self.post(x))
 
@@ -57,6 +62,7 @@ class InstanceHead(nn.Module):
         coeff_width: int | None = None,
         proto_width: int | None = None,
         loss: MaskLoss | None = None,
+        decoder_stride: int = 4,
     ) -> None:
         super().__init__()
         self.num_protos = num_protos
@@ -70,7 +76,7 @@ class InstanceHead(nn.Module):
             )
             for c in in_channels
         )
-        self.protos = PrototypeNet(in_channels[0], proto_width, num_protos)
+        self.protos = PrototypeNet(in_channels[0], proto_width, num_protos, decoder_stride)
         self.criterion = loss if loss is not None else MaskLoss()
         self.loss_names = self.criterion.loss_names
         # Mask targets come from the detection head's anchor assignment.

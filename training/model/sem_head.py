@@ -31,9 +31,11 @@ class SemanticHead(nn.Module):
         num_classes: int,
         width: int | None = None,
         loss: SemanticLoss | None = None,
+        decoder_stride: int = 4,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
+        self.decoder_stride = decoder_stride
         width = width or max(in_channels[0] // 2, 16)
         self.pre = ConvBNAct(in_channels[0], width, 3)
         self.post = ConvBNAct(width, width, 3)
@@ -43,7 +45,11 @@ class SemanticHead(nn.Module):
         self.requires: tuple[str, ...] = ()
 
     def forward(self, feats: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
-        x = F.interpolate(self.pre(feats[0]), scale_factor=2.0, mode="bilinear", align_corners=False)
+        x = self.pre(feats[0])
+        if self.decoder_stride == 8:
+            logits = self.classifier(self.post(x))
+            return {"sem_logits": F.interpolate(logits, scale_factor=2.0, mode="bilinear", align_corners=False)}
+        x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
         return {"sem_logits": self.classifier(self.post(x))}
 
     def export(self, raw: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:

@@ -44,8 +44,8 @@ def _rows(new_names: tuple[str, ...], old_names: tuple[str, ...]) -> list[tuple[
 def init_from_checkpoint(model: nn.Module, cfg: ModelConfig, path: str | os.PathLike) -> TransferReport:
     """Load `path` into `model` (built from `cfg`), mapping class rows by name when the class lists differ.
 
-    Architecture (size, backbone, heads) must match; only the class lists may
-    differ. Same class lists: a plain strict load.
+    Architecture (size, backbone, heads) must match; only the class lists and
+    decoder_stride (same weight shapes) may differ. Same class lists: a plain strict load.
     """
     from training.model.checkpoint import _read
 
