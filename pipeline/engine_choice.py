@@ -12,10 +12,11 @@ encoder threads and the post-process. Measured on the 2-core AMD EPYC:
   on vtest.avi ... (README, "End to end").
 
 So unless `engine.threads` / `engine.concurrent` say otherwise, an ONNX Runtime
-CPU engine runs `concurrent` = 2 batches at once on a machine with 2+ cores,
-each on cores // 2 threads; other runtimes run one batch on every usable core
-(OpenVINO's requests and TensorRT's context take one caller at a time). Set
-them lower on a machine that has other work to do.
+or OpenVINO CPU engine runs `concurrent` = 2 batches at once on a machine with
+2+ cores, each on cores // 2 threads (OpenVINO: one stream and one infer
+request per batch); other runtimes run one batch on every usable core
+(TensorRT's context takes one caller at a time). Set them lower on a machine
+that has other work to do.
 """
 
 from __future__ import annotations
@@ -52,12 +53,13 @@ def engine_options(model: str, device: str, threads: int, concurrent: int = 0) -
         return {}
     if device not in ("auto", "cpu", "openvino"):
         return {"threads": threads} if threads else {}
-    if suffix == ".onnx" and device in ("auto", "cpu") and (device == "cpu" or _cpu_only()):
+    onnx_runtime_cpu = suffix == ".onnx" and device in ("auto", "cpu") and (device == "cpu" or _cpu_only())
+    if onnx_runtime_cpu or device == "openvino" or suffix == ".xml":
         # an explicit thread count with auto batches: as many batches as fit the cores at that count
         calls = concurrent or (max(1, default_threads() // threads) if threads else auto_concurrent())
         return {"threads": threads or pipeline_threads(concurrent=calls), "concurrent": calls}
     if concurrent > 1:
-        raise TridentError(f"engine.concurrent {concurrent}: only ONNX Runtime on the CPU runs several batches at once; set it to 0 or 1 for {Path(model).name} on {device}")
+        raise TridentError(f"engine.concurrent {concurrent}: only ONNX Runtime and OpenVINO on the CPU run several batches at once; set it to 0 or 1 for {Path(model).name} on {device}")
     return {"threads": threads or pipeline_threads()}
 
 
@@ -68,7 +70,7 @@ def load_run_engine(model: str, device: str = "auto", threads: int = 0, concurre
 
     options = engine_options(model, device, threads, concurrent)
     if device == "auto" and Path(model).suffix.lower() == ".onnx" and importlib.util.find_spec("openvino") and _cpu_only() and is_quantized(model):
-        return faster_cpu_runtime(model, options.get("threads"), options.get("concurrent", 1), threads or pipeline_threads())
+        return faster_cpu_runtime(model, options.get("threads"), options.get("concurrent", 1))
     return load_engine(model, device=device, **options)
 
 
@@ -95,16 +97,15 @@ AUTO_MARGIN = 0.9
 AUTO_RUNS = 6
 
 
-def faster_cpu_runtime(model: str, threads: int | None, concurrent: int = 1, ov_threads: int | None = None) -> Any:
+def faster_cpu_runtime(model: str, threads: int | None, concurrent: int = 1) -> Any:
     """For an INT8 model with `--device auto` on a CPU-only host with OpenVINO installed (FP32
-    stays on ONNX Runtime: OpenVINO in f32 was slower here, and needs no timing to say so):
-    open `model` on ONNX Runtime (`concurrent` runs at once of `threads` each, as the pipeline
-    runs it) and on OpenVINO (one run on `ov_threads`), time both alternately on blank batches
-    (AUTO_RUNS rounds each, after their own warm-up; ONNX Runtime's round is `concurrent` runs
-    at once, so both times are per batch of throughput), keep OpenVINO only if its median is
-    under AUTO_MARGIN x ONNX Runtime's, and close the other. Measured on the 2-core AMD EPYC:
-    FP32 OpenVINO (f32) 150 ms vs ONNX Runtime 101 ms, INT8 84 vs 86 ms, so ONNX Runtime
-    stays; the rule exists for the Intel CPUs (VNNI/AMX) where OpenVINO's INT8 kernels pull ahead."""
+    stays on ONNX Runtime without timing: OpenVINO in f32 was slower or no faster where measured):
+    open `model` on ONNX Runtime and on OpenVINO, each as the pipeline runs it (`concurrent` batches
+    at once of `threads` each), time both alternately on blank batches (AUTO_RUNS rounds each, after
+    their own warm-up; a round is `concurrent` batches at once, so both times are per batch of
+    throughput), keep OpenVINO only if its median is under AUTO_MARGIN x ONNX Runtime's, and close
+    the other. Measured: on a 2-core AMD EPYC, INT8 84 vs 86 ms, so ONNX Runtime stays; on a
+    2-core AMX Xeon OpenVINO's INT8 kernels pull ahead (README, "Speed on a CPU")."""
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
@@ -114,7 +115,7 @@ def faster_cpu_runtime(model: str, threads: int | None, concurrent: int = 1, ov_
 
     ort_engine = OnnxRuntimeEngine(model, device="cpu", threads=threads, concurrent=concurrent)
     try:
-        ov_engine = OpenVinoEngine(model, threads=ov_threads or threads)
+        ov_engine = OpenVinoEngine(model, threads=threads, concurrent=concurrent)
     except Exception as exc:  # an OpenVINO that cannot take the model leaves the default
         log.warning("OpenVINO cannot run %s (%s); using ONNX Runtime", Path(model).name, exc)
         return ort_engine
@@ -126,8 +127,8 @@ def faster_cpu_runtime(model: str, threads: int | None, concurrent: int = 1, ov_
             list(pool.map(lambda _: ort_engine.infer(blank), range(concurrent)))
             times["onnxruntime"].append((time.perf_counter() - started) / concurrent)
             started = time.perf_counter()
-            ov_engine.infer(blank)
-            times["openvino"].append(time.perf_counter() - started)
+            list(pool.map(lambda _: ov_engine.infer(blank), range(concurrent)))
+            times["openvino"].append((time.perf_counter() - started) / concurrent)
     ort_ms, ov_ms = (statistics.median(times[k]) * 1e3 for k in ("onnxruntime", "openvino"))
     pick_ov = ov_ms < AUTO_MARGIN * ort_ms
     log.info("device auto: ONNX Runtime %.1f ms, OpenVINO %.1f ms a batch -> %s", ort_ms, ov_ms, "OpenVINO" if pick_ov else "ONNX Runtime")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import threading
 
 import numpy as np
 import pytest
@@ -107,6 +108,35 @@ def test_device_openvino_runs_an_onnx_file_on_openvino():
     assert isinstance(engine, OpenVinoEngine) and engine.device == "cpu"
 
 
+def test_two_batches_at_once_run_on_two_streams_and_give_the_serial_outputs(frames):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from engines.loader import load_engine
+    from engines.openvino_engine import OpenVinoEngine
+    from pipeline.engine_choice import engine_options
+
+    path = _models()["fp32"]
+    serial = OpenVinoEngine(path, threads=1)
+    engine = load_engine(path, device="openvino", threads=1, concurrent=2)
+    assert engine.concurrent_calls == 2 and serial.concurrent_calls == 1
+    batches = [letterbox_batch([f], serial.spec.input_hw)[0] for f in frames]
+    expected = [serial.infer(b) for b in batches]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        got = list(pool.map(engine.infer, batches + batches))
+    for want, out in zip(expected + expected, got):
+        np.testing.assert_array_equal(out.boxes, want.boxes)
+        np.testing.assert_array_equal(out.sem_logits, want.sem_logits)
+    (pool_of_shape,) = engine._requests.values()
+    assert pool_of_shape.qsize() == 2  # both requests back in the pool after the calls
+    compiled = pool_of_shape.queue[0].get_compiled_model()
+    assert compiled.get_property("NUM_STREAMS") == 2 and compiled.get_property("INFERENCE_NUM_THREADS") == 2
+    # `trident run --device openvino` gets 2 batches at once on 2+ cores, as ONNX Runtime does
+    calls = engine_options(str(path), "openvino", 0)["concurrent"]
+    assert calls == engine_options(str(path), "cpu", 0)["concurrent"]
+    with pytest.raises(TridentError, match="engine.concurrent must be >= 1 batch in flight, got 0"):
+        OpenVinoEngine(path, concurrent=0)
+
+
 def test_bad_ir_and_corrupt_files_are_one_clear_error(tmp_path):
     from engines.loader import load_engine
     from engines.openvino_engine import save_ir
@@ -139,3 +169,25 @@ def test_auto_measures_both_runtimes_for_int8_and_keeps_the_faster(monkeypatch):
     assert isinstance(choice.load_run_engine(str(models["int8"]), "auto"), OnnxRuntimeEngine)
     # FP32 is not timed: ONNX Runtime
     assert isinstance(choice.load_run_engine(str(models["fp32"]), "auto"), OnnxRuntimeEngine)
+
+
+def test_a_new_batch_size_runs_as_single_images_while_it_compiles_in_the_background(frames):
+    from engines.openvino_engine import OpenVinoEngine
+
+    engine = OpenVinoEngine(_models()["fp32"], threads=1)
+    batch = letterbox_batch(frames[:3], engine.spec.input_hw)[0]
+    singles = [engine.infer(batch[i : i + 1]) for i in range(3)]  # (1, h, w) compiled on the caller
+    h, w = engine.spec.input_hw
+    gate, compile_later = threading.Event(), engine._compile_later
+    engine._compile_later = lambda shape: (gate.wait(60), compile_later(shape))  # held until the split ran
+    split = engine.infer(batch)  # (3, h, w) not compiled yet: three single-image runs, no stall
+    assert (3, h, w) in engine._compiling and (3, h, w) not in engine._requests
+    worker = engine._compiling[(3, h, w)]
+    gate.set()
+    worker.join(timeout=60)
+    assert (3, h, w) in engine._requests and not engine._compiling
+    batched = engine.infer(batch)  # now on the batch-3 compile
+    for name in ("boxes", "scores", "sem_logits"):
+        want = np.concatenate([getattr(s, name) for s in singles])
+        np.testing.assert_array_equal(getattr(split, name), want)
+        np.testing.assert_allclose(getattr(batched, name), want, rtol=1e-3, atol=2e-3)

@@ -117,7 +117,7 @@ def test_the_post_process_runs_on_one_torch_thread_and_gives_the_count_back(clip
         torch.set_num_threads(before)
 
 
-def test_the_pipeline_engine_gets_the_usable_cores_unless_told():
+def test_the_pipeline_engine_gets_the_usable_cores_unless_told(monkeypatch):
     from engines.onnxruntime_engine import default_threads
     from pipeline.engine_choice import auto_concurrent, engine_options, pipeline_threads
     from pipeline.errors import TridentError
@@ -129,9 +129,13 @@ def test_the_pipeline_engine_gets_the_usable_cores_unless_told():
     assert engine_options("m.onnx", "cpu", 0) == {"threads": pipeline_threads(concurrent=calls), "concurrent": calls}
     assert engine_options("m.onnx", "cpu", 1, 3) == {"threads": 1, "concurrent": 3}
     assert engine_options("m.onnx", "cpu", default_threads()) == {"threads": default_threads(), "concurrent": 1}
-    assert engine_options("m.xml", "openvino", 0) == {"threads": pipeline_threads()}
-    with pytest.raises(TridentError, match="only ONNX Runtime on the CPU runs several batches at once"):
-        engine_options("m.xml", "openvino", 0, 2)
+    assert engine_options("m.xml", "openvino", 0) == {"threads": pipeline_threads(concurrent=calls), "concurrent": calls}
+    assert engine_options("m.onnx", "openvino", 1, 2) == {"threads": 1, "concurrent": 2}
+    import pipeline.engine_choice as choice
+
+    monkeypatch.setattr(choice, "_cpu_only", lambda: False)  # a CUDA host: auto puts the ONNX file on the GPU
+    with pytest.raises(TridentError, match="only ONNX Runtime and OpenVINO on the CPU run several batches at once"):
+        engine_options("m.onnx", "auto", 0, 2)
     assert engine_options("m.engine", "auto", 0) == {} and engine_options("triton://h:1/m", "auto", 0) == {}
 
 
