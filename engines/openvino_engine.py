@@ -132,7 +132,7 @@ class OpenVinoEngine:
             batch, h, w = shape
             if batch > 1 and (1, h, w) in self._requests:
                 if shape not in self._compiling:
-                    worker = threading.Thread(target=self._compile_later, args=(shape,), name="trd:infer-compile", daemon=True)
+                    worker = threading.Thread(target=self._compile_later, args=(shape,), name="trd:infer-compile")
                     self._compiling[shape] = worker
                     worker.start()
                 return None
@@ -187,6 +187,12 @@ class OpenVinoEngine:
         return RawOutputs.from_sequence(self.output_names, self._run(feed))
 
     def close(self) -> None:
+        # a compile still running in the background finishes first: OpenVINO aborts the process
+        # ("terminate called without an active exception") if its objects go while one runs
+        with self._compile_lock:
+            workers = list(self._compiling.values())
+        for worker in workers:
+            worker.join()
         self._requests.clear()
         self._model = None
 

@@ -191,3 +191,21 @@ def test_a_new_batch_size_runs_as_single_images_while_it_compiles_in_the_backgro
         want = np.concatenate([getattr(s, name) for s in singles])
         np.testing.assert_array_equal(getattr(split, name), want)
         np.testing.assert_allclose(getattr(batched, name), want, rtol=1e-3, atol=2e-3)
+
+
+def test_close_waits_for_a_background_compile_instead_of_aborting_the_process(frames):
+    from engines.openvino_engine import OpenVinoEngine
+
+    engine = OpenVinoEngine(_models()["fp32"], threads=1)
+    batch = letterbox_batch(frames[:2], engine.spec.input_hw)[0]
+    engine.infer(batch[:1])
+    gate, compile_later = threading.Event(), engine._compile_later
+    engine._compile_later = lambda shape: (gate.wait(60), compile_later(shape))
+    engine.infer(batch)  # starts the (2, h, w) compile, held by the gate
+    closer = threading.Thread(target=engine.close)
+    closer.start()
+    closer.join(0.3)
+    assert closer.is_alive()  # OpenVINO's objects stay while the compile runs
+    gate.set()
+    closer.join(60)
+    assert not closer.is_alive() and not engine._requests
