@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("bench", help="latency/throughput of preprocess, infer and postprocess")
     p.add_argument("--model", required=True, help=".onnx, .engine/.plan or .pt")
     p.add_argument("--engine", default="auto", help="runtime the file must be for (onnx, engine, plan, pt); auto picks by suffix")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | openvino")
     p.add_argument("--video", default=None, help="frames from this video (default: the bundled demo clip)")
     p.add_argument("--frames", type=positive_int, default=32, help="distinct frames sampled from the video")
     p.add_argument("--frame-size", type=positive_int, nargs=2, metavar=("H", "W"), default=None, help="resize the frames to this size (default: the video's)")
@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads per batch (0 = as `trident run`: the cores shared by --concurrent)")
     p.add_argument("--concurrent", type=int, default=0,
-                   help="ONNX Runtime CPU: batches at once for the throughput line (0 = as `trident run`: 2 on 2+ cores; 1 = one at a time)")
+                   help="ONNX Runtime or OpenVINO on the CPU: batches at once for the throughput line (0 = as `trident run`: 2 on 2+ cores; 1 = one at a time)")
     p.add_argument("--torch-threads", type=int, default=1,
                    help="torch threads for a CPU post-process (default 1, as `trident run` uses; 0 = torch's default)")
     p.add_argument("--compile", action="store_true", help="torch engine: torch.compile")

@@ -29,7 +29,7 @@ class EngineConfig:
     model: str = ""  # .onnx (ONNX Runtime), .engine/.plan (TensorRT) or .pt (torch reference)
     device: str = "auto"  # auto | cpu | cuda | tensorrt (ONNX Runtime's TensorRT EP)
     threads: int = 0  # CPU engine intra-op threads per batch; 0 = auto (pipeline/engine_choice.py says why)
-    concurrent: int = 0  # batches in the engine at once (ONNX Runtime CPU); 0 = auto: 2 on 2+ cores
+    concurrent: int = 0  # batches in the engine at once (ONNX Runtime or OpenVINO on the CPU); 0 = auto: 2 on 2+ cores
 
     def __post_init__(self) -> None:
         if self.threads < 0:

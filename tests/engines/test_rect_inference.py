@@ -132,7 +132,8 @@ def test_openvino_compiles_each_input_size_once_and_matches_onnx_runtime(exports
         np.testing.assert_allclose(a.sem_logits, b.sem_logits, atol=2e-3, err_msg=str(hw))
     assert list(ov_engine._requests) == [(1, *INPUT_HW), (1, 64, 64), (1, 32, 96)]  # the warm-up's, then in use order
     for i in range(MAX_COMPILED + 2):  # a bounded cache: the least recently used shape goes
-        ov_engine._request((1 + i % 4, 32 * (1 + i // 4 % 2), 32 * (1 + i // 8 % 3)))
+        shape = (1 + i % 4, 32 * (1 + i // 4 % 2), 32 * (1 + i // 8 % 3))
+        ov_engine._keep(shape, ov_engine._compile(shape))
     assert len(ov_engine._requests) == MAX_COMPILED
 
 
