@@ -59,7 +59,7 @@ class ModelConfig:
     decoder_stride: where the semantic head and the prototype net run their
         second 3x3 conv: 4 (after the 2x upsample; the bundled model) or 8
         (before it, then a bilinear 2x of the 1x1 outputs: a quarter of
-        that conv's cost, ~10 % of the network's CPU time). Outputs are at
+        that conv's cost, 6-10 % of the network's CPU time). Outputs are at
         stride 4 either way; the weights have the same shapes, so one
         starts from the other's checkpoint.
     pretrained: load cached ImageNet weights into a torchvision backbone
