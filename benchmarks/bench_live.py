@@ -71,7 +71,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.cameras:
             results[n] = run_cameras(n, args.seconds, args.fps, args.model, extra, Path(tmp))
-    print(f"{args.fps} fps RTSP cameras, {args.seconds:g} s each run, bundled FP32 model, MP4 + MOT + JSONL; {cpu_description()}")
+    settings = f" --set {' '.join(args.set)}" if args.set else ""
+    print(f"{args.fps} fps RTSP cameras, {args.seconds:g} s each run, {Path(args.model).name}{settings}, MP4 + MOT + JSONL; {cpu_description()}")
     one = None
     for n, m in results.items():
         streams = m["streams"].values()
