@@ -45,7 +45,7 @@ import numpy as np
 
 from engines.base import Engine
 from engines.postprocess import PostprocessConfig, RawOutputs, postprocess
-from pipeline.batcher import BatchConfig, Batcher
+from pipeline.batcher import BatchConfig, Batcher, auto_max_batch
 from pipeline.camera_motion import update_with_camera_motion
 from pipeline.inference_stage import InferenceStage, Inferred
 from pipeline.live_streams import LiveStreams, _StreamChange, _unique_ids
@@ -102,7 +102,8 @@ class Pipeline(LiveStreams):
             raise TridentError("no sources given; pass at least one --source (a file, rtsp:// URL, webcam index or GStreamer pipeline)")
         self.engine, self.postprocess_cfg = engine, postprocess_cfg
         lo, _, hi = engine.spec.batch_range
-        self.batch_cfg = BatchConfig(max_batch=max(lo, min(batch.max_batch, hi)), max_wait_ms=batch.max_wait_ms)
+        wanted = batch.max_batch or auto_max_batch(int(getattr(engine, "concurrent_calls", 1) or 1))
+        self.batch_cfg = BatchConfig(max_batch=max(lo, min(wanted, hi)), max_wait_ms=batch.max_wait_ms)
         self.metrics = metrics or Metrics()
         self.stop_event = threading.Event()
         self._wakeup = threading.Event()

@@ -106,3 +106,15 @@ def test_the_post_process_libraries_are_warm_before_any_source_starts(clips, mon
     assert len(list(pipe)) == 3
     assert calls[:2] == ["nms", "source start"]
     assert pipe.metrics.started >= before  # the clock starts with the sources, after the set-up
+
+
+def test_auto_max_batch_gives_single_frames_to_an_engine_that_runs_batches_side_by_side(clips):
+    from pipeline.batcher import AUTO_GPU_BATCH
+
+    sources = [SourceConfig(uri=str(c)) for c in clips[:2]]
+    side_by_side = FakeEngine(max_batch=8)
+    side_by_side.concurrent_calls = 2  # ONNX Runtime / OpenVINO on a CPU
+    assert Pipeline(sources, side_by_side).batch_cfg.max_batch == 1
+    assert Pipeline(sources, FakeEngine(max_batch=8)).batch_cfg.max_batch == AUTO_GPU_BATCH == 4  # one call at a time: a GPU
+    assert Pipeline(sources, FakeEngine(max_batch=2)).batch_cfg.max_batch == 2  # capped by the engine's batch range
+    assert Pipeline(sources, side_by_side, batch=BatchConfig(max_batch=3)).batch_cfg.max_batch == 3  # an explicit value wins

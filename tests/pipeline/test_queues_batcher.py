@@ -100,5 +100,5 @@ def test_batcher_closes_a_partial_batch_after_max_wait():
 
 
 def test_batch_config_rejects_nonsense():
-    with pytest.raises(TridentError, match="max_batch must be >= 1"):
-        BatchConfig(max_batch=0)
+    with pytest.raises(TridentError, match=r"max_batch must be >= 1 \(or 0 = auto\), got -1"):
+        BatchConfig(max_batch=-1)
