@@ -25,8 +25,8 @@ def rss_mb() -> float:
 
 
 def main() -> None:
-    from engines.loader import load_engine
     from pipeline.batcher import BatchConfig
+    from pipeline.engine_choice import load_run_engine
     from pipeline.runtime import Pipeline
     from pipeline.sources import SourceConfig
     from tests.support.rtsp import RtspServer
@@ -37,12 +37,14 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--fps", type=int, default=15)
     ap.add_argument("--clip", default=None, help="serve this H.264 MP4 in a loop instead of a generated pattern")
+    ap.add_argument("--device", default="cpu", help="cpu (ONNX Runtime) | openvino | auto, loaded as `trident run` loads it")
+    ap.add_argument("--max-batch", type=int, default=0, help="frames a batch (0 = auto, as `trident run`)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     servers = [RtspServer(fps=args.fps, clip=Path(args.clip) if args.clip else None).start() for _ in range(args.streams)]
     try:
-        engine = load_engine(args.model, device="cpu")
-        pipe = Pipeline([SourceConfig(s.url) for s in servers], engine, batch=BatchConfig(max_batch=args.streams, max_wait_ms=10))
+        engine = load_run_engine(args.model, args.device)
+        pipe = Pipeline([SourceConfig(s.url) for s in servers], engine, batch=BatchConfig(max_batch=args.max_batch, max_wait_ms=10))
         start = time.monotonic()
         rss_1min = None
         samples = []
