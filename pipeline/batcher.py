@@ -53,7 +53,7 @@ class Batcher:
     def __init__(self, queues: dict[str, BoundedQueue], cfg: BatchConfig, wakeup: threading.Event, keep_open: bool = False):
         self.queues = dict(queues)
         # max_batch 0 is resolved by the runtime, which knows the engine; alone, the Batcher takes the GPU default
-        self.cfg = cfg if cfg.max_batch else BatchConfig(AUTO_GPU_BATCH, cfg.max_wait_ms)
+        self.cfg = cfg if cfg.max_batch else BatchConfig(auto_max_batch(1), cfg.max_wait_ms)
         self.wakeup = wakeup  # set by producers on every put, so an idle batcher sleeps instead of polling
         self.keep_open = keep_open
         self._order = list(self.queues)
