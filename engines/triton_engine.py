@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -332,6 +333,7 @@ class TritonEngine:
                         retryable = any(word in low for word in _RETRYABLE)
                         if _STOPPING in low and not self._model_ready():
                             retryable = True  # the server says it is shutting down or its model is not loaded: an outage
+                            stopping_since = None  # and it ends a run of errors from a ready server (CI stop 21 failed without this)
                         elif _STOPPING in low:
                             stopping_since = stopping_since if stopping_since is not None else time.monotonic()
                         elif retryable:
@@ -406,8 +408,22 @@ class TritonEngine:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+    """The error's first line; when the server sent a Python traceback (its Python backend failed), the
+    first line ("... Traceback (most recent call last):") says nothing, so the exception's own line (the
+    last "SomeError: ..." line, e.g. PyTriton's "BrokenPipeError: [Errno 32] Broken pipe" while it
+    stops) is added: the retry rules and the user both need it."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    text = lines[0]
+    if "traceback (most recent call last)" in text.lower():
+        raised = [line for line in lines[1:] if _EXCEPTION_LINE.match(line)]
+        if raised:
+            text = f"{text} ... {raised[-1]}"
+    return text[:400]
+
+
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b:?")
 
 
 def _message_to_dict(message: Any) -> dict:

@@ -46,3 +46,48 @@ def test_execute_errors_from_a_server_that_is_not_ready_are_an_outage_until_retr
         engine.infer(np.zeros((1, 3, 32, 32), np.uint8))
     assert time.monotonic() - started >= 1.0  # waited the whole outage budget, well past the 0.3 s window
     assert engine.stats.outages == 1
+
+
+def test_the_window_counts_only_errors_in_a_row_from_a_ready_server(monkeypatch):
+    """A server being stopped: an execute error while it still says ready, then a not-ready spell longer
+    than the window (shutting down, restarting), then the restarted server fails once more before it
+    answers. The not-ready spell ends the first run of errors, so the request is retried, not refused."""
+    monkeypatch.setattr(te, "_STOPPING_WINDOW_S", 0.3)
+    engine = bare_engine(retry_s=30, ready=True)
+    started = time.monotonic()
+    since = lambda: time.monotonic() - started  # noqa: E731
+    engine._model_ready = lambda: since() < 0.05 or since() > 0.6  # ready, 0.55 s not ready, ready again
+    # tries at ~0, 0.1, 0.3, 0.7 (backoff): all fail; the one at ~1.5 s is answered
+    engine._send_all = lambda images, pending: {i: EXECUTE_ERROR if since() < 1.0 else "answer" for i in pending}
+    engine._read = lambda outcome, i: {}
+    engine._outputs = []
+    monkeypatch.setattr(te, "decode", lambda batch, spec: "decoded")
+    assert engine.infer(np.zeros((1, 3, 32, 32), np.uint8)) == "decoded"
+    assert since() > 1.0 and engine.stats.outages == 1 and engine.stats.retries >= 4
+
+
+PYTRITON_STOPPING = RuntimeError(
+    "[StatusCode.INTERNAL] Failed to process the request(s) for model 'trident_0_0', message: TritonModelException: "
+    "Model execute error: Traceback (most recent call last):\n"
+    '  File "/tmp/folder/1/model.py", line 492, in execute\n    raise triton_responses_or_error\n'
+    "c_python_backend_utils.TritonModelException: Traceback (most recent call last):\n"
+    '  File "/usr/lib/python3.11/multiprocessing/connection.py", line 367, in _send\n    n = write(self._handle, buf)\n'
+    "BrokenPipeError: [Errno 32] Broken pipe\n\n\nAt:\n  /tmp/folder/1/model.py(501): execute\n")
+
+
+def test_a_python_traceback_from_the_server_is_reported_by_its_exception_line():
+    assert te._first_line(PYTRITON_STOPPING).endswith("Traceback (most recent call last): ... BrokenPipeError: [Errno 32] Broken pipe")
+    assert te._first_line(RuntimeError("[StatusCode.UNAVAILABLE] failed to connect\nmore")) == "[StatusCode.UNAVAILABLE] failed to connect"
+    assert te._first_line(RuntimeError("")) == "RuntimeError"
+
+
+def test_an_execute_error_whose_cause_is_a_broken_pipe_is_an_outage_even_from_a_ready_server(monkeypatch):
+    monkeypatch.setattr(te, "_STOPPING_WINDOW_S", 0.05)
+    engine = bare_engine(retry_s=30, ready=True)
+    started = time.monotonic()
+    engine._send_all = lambda images, pending: {i: PYTRITON_STOPPING if time.monotonic() - started < 0.5 else "answer" for i in pending}
+    engine._read = lambda outcome, i: {}
+    engine._outputs = []
+    monkeypatch.setattr(te, "decode", lambda batch, spec: "decoded")
+    assert engine.infer(np.zeros((1, 3, 32, 32), np.uint8)) == "decoded"
+    assert engine.stats.outages == 1 and engine.stats.retries >= 2
