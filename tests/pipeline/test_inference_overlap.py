@@ -34,14 +34,19 @@ def test_the_next_batch_is_inferred_while_the_caller_finishes_the_last(clips):
     engine = RecordingEngine(delay_s=0.03)
     pipe = Pipeline([SourceConfig(uri=str(clips[0]))], engine, batch=BatchConfig(max_batch=1))
     yielded: list[tuple[int, float]] = []
+    resumed: list[float] = []  # when the caller had finished its own work on each frame
     for result in pipe:
         yielded.append((result.frame.index, time.perf_counter()))
         time.sleep(0.03)  # the caller's own work per frame (post-process, tracking, sinks)
+        resumed.append(time.perf_counter())
     assert [i for i, _ in yielded] == list(range(24))  # every frame, once, in order
     assert {tid for *_, tid in engine.runs} != {threading.get_ident()}  # the engine ran on its own thread
-    # frame i+1 was already in the engine before frame i's result reached the caller
-    overlapped = sum(engine.runs[i + 1][0] < yielded[i][1] for i in range(len(yielded) - 1))
-    assert overlapped >= 20, f"only {overlapped} of 23 inferences started before the previous result was handed over"
+    # frame i+1 was in the engine while the caller still worked on frame i (one after the other, it would
+    # start only after the caller came back). Not "before frame i's result was handed over": with one
+    # engine thread, frame i+1 starts on it just as frame i ends, a race with the caller's wake-up that
+    # the caller won 1 time in 3 on a 2-core EPYC (CI stop 22).
+    overlapped = sum(engine.runs[i + 1][0] < resumed[i] - 0.015 for i in range(len(yielded) - 1))
+    assert overlapped >= 20, f"only {overlapped} of 23 inferences started while the caller worked on the previous frame"
     starts, ends = [r[0] for r in engine.runs], [r[1] for r in engine.runs]
     assert all(s >= e for s, e in zip(starts[1:], ends[:-1]))  # one inference at a time, in order
 
