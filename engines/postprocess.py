@@ -2,9 +2,10 @@
 
 Score filter and top-k, class-aware NMS (torchvision.ops.batched_nms), mask
 assembly from prototypes, semantic argmax, and letterbox undo back to frame
-pixels. Each instance mask is resampled with `torchvision.ops.roi_align`
-straight from the stride-4 network resolution into its integer box in frame
-pixels; that thresholded patch *is* the instance's crop in `InstanceMasks`, so
+pixels. Each instance mask is resampled as `torchvision.ops.roi_align`
+(aligned, one sample a pixel) does it - on a GPU by roi_align itself, on the
+CPU by two small bilinear weight matrices a box - straight from the stride-4
+network resolution into its integer box in frame pixels; that thresholded patch *is* the instance's crop in `InstanceMasks`, so
 nothing per detection is ever sized by the frame. Semantic logits are
 upsampled once to the input, cropped to the frame's content and argmaxed.
 
@@ -161,34 +162,95 @@ def _masks(coeffs, protos, frame_boxes: np.ndarray, lb: Letterbox, threshold: fl
     The patches are thresholded where the tensors are, joined into one flat
     bool tensor, copied to the host once and split there into views.
     """
-    import torch
-    from torchvision.ops import roi_align
-
     h, w = lb.orig_hw
     n = len(frame_boxes)
     if n == 0:
         return InstanceMasks.empty((h, w))
-    k, ph, pw = protos.shape
-    logits = (coeffs @ protos.reshape(k, -1)).reshape(n, 1, ph, pw)
     cut = math.log(threshold / (1.0 - threshold))
     ints = np.stack([np.floor(frame_boxes[:, 0]), np.floor(frame_boxes[:, 1]), np.ceil(frame_boxes[:, 2]), np.ceil(frame_boxes[:, 3])], 1)
     ints = ints.clip([0, 0, 0, 0], [w, h, w, h]).astype(np.int32)
     rois = np.zeros((n, 5), np.float32)  # column 0: index into a one-image batch
     rois[:, 1:] = lb.boxes_to_input(ints.astype(np.float32))
-    rois_t = torch.from_numpy(rois).to(device=logits.device, dtype=logits.dtype)
     sizes = [(y1 - y0, x1 - x0) for x0, y0, x1, y1 in ints.tolist()]
-    flat = [
-        (roi_align(logits[i : i + 1], rois_t[i : i + 1], size, spatial_scale=1.0 / PROTO_STRIDE, sampling_ratio=1, aligned=True) > cut).reshape(-1)
-        for i, size in enumerate(sizes)
-        if size[0] > 0 and size[1] > 0
-    ]
-    pixels = torch.cat(flat).cpu().numpy() if flat else np.zeros(0, bool)
+    if protos.device.type == "cpu":
+        pixels = _mask_pixels_cpu(coeffs.numpy(), protos.numpy(), rois[:, 1:] / PROTO_STRIDE, sizes, cut)
+    else:
+        import torch
+        from torchvision.ops import roi_align
+
+        k, ph, pw = protos.shape
+        logits = (coeffs @ protos.reshape(k, -1)).reshape(n, 1, ph, pw)
+        rois_t = torch.from_numpy(rois).to(device=logits.device, dtype=logits.dtype)
+        flat = [
+            (roi_align(logits[i : i + 1], rois_t[i : i + 1], size, spatial_scale=1.0 / PROTO_STRIDE, sampling_ratio=1, aligned=True) > cut).reshape(-1)
+            for i, size in enumerate(sizes)
+            if size[0] > 0 and size[1] > 0
+        ]
+        pixels = torch.cat(flat).cpu().numpy() if flat else np.zeros(0, bool)
     crops, at = [], 0
     for ch, cw in sizes:
         size = max(ch, 0) * max(cw, 0)
         crops.append(pixels[at : at + size].reshape(ch, cw) if size else np.zeros((max(ch, 0), max(cw, 0)), bool))
         at += size
     return InstanceMasks(tuple(crops), ints, (h, w))
+
+
+def _mask_pixels_cpu(coeffs: np.ndarray, protos: np.ndarray, rois: np.ndarray, sizes: list, cut: float) -> np.ndarray:
+    """The CPU form of the roi_align path above: the same samples (one bilinear sample at each
+    output pixel's centre, aligned=True, edges clamped as torchvision does), written as two small
+    matrices per box, logits = Wy @ (coeffs . protos[:, band]) @ Wx.T, over only the prototype
+    rows and columns the box reads. So the n x k x H x W product for every detection is never
+    formed, and a box costs a few numpy calls instead of torch op dispatches. On the Zen 5 EPYC
+    (vtest.avi, ~10 people a frame): 0.5 ms a frame against 1.6 ms for the roi_align path.
+    `rois`: x0, y0, x1, y1 in prototype pixels. Returns the thresholded crops, flat, in box order."""
+    k, ph, pw = protos.shape
+    keep = [i for i, (ch, cw) in enumerate(sizes) if ch > 0 and cw > 0]
+    if not keep:
+        return np.zeros(0, bool)
+    hs = np.array([sizes[i][0] for i in keep])
+    ws = np.array([sizes[i][1] for i in keep])
+    r = rois[keep].astype(np.float32)
+    ys = _Axis(r[:, 1] - 0.5, (r[:, 3] - r[:, 1]) / hs, hs, ph)
+    xs = _Axis(r[:, 0] - 0.5, (r[:, 2] - r[:, 0]) / ws, ws, pw)
+    flat = []
+    for j, i in enumerate(keep):
+        wy, r0, r1 = ys.weights(j)
+        wx, c0, c1 = xs.weights(j)
+        band = coeffs[i] @ protos[:, r0:r1, c0:c1].reshape(k, -1)
+        flat.append((wy @ band.reshape(r1 - r0, c1 - c0) @ wx.T > cut).reshape(-1))
+    return np.concatenate(flat)
+
+
+class _Axis:
+    """roi_align's bilinear rule along one axis, for every box at once: box j samples at
+    start_j + (i + 0.5) * step_j, i < count_j; a sample outside [-1, size] is 0, one below 0 is
+    clamped to 0 and one at or past size - 1 to size - 1 (torchvision's roi_align kernel).
+    `weights(j)` is box j's (count_j, r1 - r0) matrix over source rows r0..r1-1."""
+
+    def __init__(self, start: np.ndarray, step: np.ndarray, count: np.ndarray, size: int):
+        self.ends = np.cumsum(count)
+        begins = self.ends - count
+        box = np.repeat(np.arange(len(count)), count)
+        pos = start[box] + (np.arange(int(self.ends[-1])) - begins[box] + np.float32(0.5)).astype(np.float32) * step[box]
+        self.inside = (pos >= -1.0) & (pos <= size)
+        pos = np.maximum(pos, 0.0)
+        low = np.minimum(pos.astype(np.int64), size - 1)
+        self.frac = np.where(low >= size - 1, 0.0, pos - low).astype(np.float32)
+        self.low, self.high = low, np.minimum(low + 1, size - 1)
+        lo = np.where(self.inside, low, size - 1)
+        hi = np.where(self.inside, self.high, 0)
+        self.r0 = np.minimum.reduceat(lo, begins)
+        self.r1 = np.maximum(np.maximum.reduceat(hi, begins) + 1, self.r0 + 1)
+
+    def weights(self, j: int) -> tuple[np.ndarray, int, int]:
+        a, b = int(self.ends[j - 1]) if j else 0, int(self.ends[j])
+        r0, r1 = int(self.r0[j]), int(self.r1[j])
+        rows = np.flatnonzero(self.inside[a:b])
+        w = np.zeros((b - a, r1 - r0), np.float32)
+        frac = self.frac[a:b][rows]
+        w[rows, self.low[a:b][rows] - r0] = 1.0 - frac
+        w[rows, self.high[a:b][rows] - r0] += frac
+        return w, r0, r1
 
 
 def _semantic(logits, lb: Letterbox, spec: ModelSpec) -> SemanticMap:

@@ -175,3 +175,35 @@ def test_cuda_outputs_are_post_processed_on_the_gpu_like_on_the_cpu():
     half = RawOutputs(**{n: getattr(on_gpu, n).half() for n in SPEC.output_names})  # a TensorRT FP16 engine's outputs
     for (d, _), (e, _) in zip(postprocess(half, SPEC, SCALED, LOW), want):
         assert d.boxes.dtype == np.float32 and abs(len(d) - len(e)) <= 0.1 * len(e)  # FP16 rounding may move a few past a threshold
+
+
+def test_the_cpu_mask_path_samples_exactly_as_roi_align():
+    """The numpy path (two bilinear weight matrices a box) against torchvision's roi_align
+    (aligned, one sample a pixel) on random prototypes, with boxes of every size, some reaching
+    past the prototype map's edges (roi_align's clamp and its zero outside [-1, size])."""
+    torch = pytest.importorskip("torch")
+    from torchvision.ops import roi_align
+
+    from engines.postprocess import _mask_pixels_cpu
+
+    rng = np.random.default_rng(3)
+    flipped = total = 0
+    for _ in range(60):
+        k, ph, pw, n = int(rng.integers(1, 33)), int(rng.integers(4, 30)), int(rng.integers(4, 30)), int(rng.integers(1, 8))
+        protos = rng.normal(size=(k, ph, pw)).astype(np.float32)
+        coeffs = rng.normal(size=(n, k)).astype(np.float32)
+        x0, y0 = rng.uniform(-8, pw * 4, n), rng.uniform(-8, ph * 4, n)
+        rois = np.stack([x0, y0, x0 + rng.uniform(0.5, pw * 4, n), y0 + rng.uniform(0.5, ph * 4, n)], 1).astype(np.float32)
+        sizes = [(int(rng.integers(0, 70)), int(rng.integers(1, 70))) for _ in range(n)]  # a 0-row box is skipped
+        got = _mask_pixels_cpu(coeffs, protos, rois / 4, sizes, 0.0)
+        logits = (torch.from_numpy(coeffs) @ torch.from_numpy(protos).reshape(k, -1)).reshape(n, 1, ph, pw)
+        boxes = torch.cat([torch.zeros(n, 1), torch.from_numpy(rois)], 1)
+        want = [
+            (roi_align(logits[i : i + 1], boxes[i : i + 1], s, spatial_scale=0.25, sampling_ratio=1, aligned=True) > 0).reshape(-1).numpy()
+            for i, s in enumerate(sizes)
+            if s[0] > 0
+        ]
+        want = np.concatenate(want) if want else np.zeros(0, bool)
+        assert got.shape == want.shape
+        flipped, total = flipped + int((got != want).sum()), total + want.size
+    assert total > 100_000 and flipped <= total * 1e-5  # float summation order may flip a pixel at the threshold
