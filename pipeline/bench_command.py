@@ -95,9 +95,9 @@ def _bench(args: argparse.Namespace) -> int:
     engine = load_engine(args.model, device=args.device, **options)
     on_cpu = not str(getattr(engine, "device", "cpu")).startswith("cuda")
     if on_cpu and args.torch_threads:
-        import torch
+        from pipeline.cpu_budget import limit_postprocess_threads
 
-        torch.set_num_threads(args.torch_threads)  # the pipeline's setting (runtime._budget_start says why)
+        limit_postprocess_threads(args.torch_threads)  # torch and BLAS: the pipeline's setting (runtime._budget_start says why)
     try:
         engine.spec.check_batch(args.batch)
         on_gpu = str(getattr(engine, "device", "cpu")).startswith("cuda")

@@ -5,8 +5,9 @@ the worker threads its library starts: ONNX Runtime's intra-op pool, torch's
 pool, FFmpeg's decoder threads, x264's encoder threads. Linux gives every
 thread a name (`comm`, 15 bytes) that the threads it creates inherit, so each
 thread of ours names itself after its role (`trd:decode`, `trd:encode`,
-`trd:draw`, ...) when it starts, and FFmpeg's and x264's workers carry that
-name too. A sampler reads `/proc/self/task/*/stat` twice a second (and when a sink
+`trd:draw`, ...) when it starts, and the workers its libraries start carry that
+name too - except FFmpeg 7's frame threads, which name themselves `av:CODEC:dfN`
+and count as decode (the encoder runs on one thread: no workers). A sampler reads `/proc/self/task/*/stat` twice a second (and when a sink
 ends) and keeps each thread's last CPU time, so threads that have ended (a
 finished stream's decoder) still count, less at most their last half second. What no role names is
 grouped as the main thread (batching, letterbox, the engine call, post-process,
@@ -26,6 +27,7 @@ import threading
 from pathlib import Path
 
 PREFIX = "trd:"
+FFMPEG_PREFIX = "av:"  # FFmpeg 7's own names for a codec's frame threads: av:h264:df0, ...
 _PR_SET_NAME = 15
 _TASKS = Path("/proc/self/task")
 _libc = None
@@ -113,6 +115,8 @@ class ThreadSampler:
             used = cpu - (before[1] if before else 0.0)
             if name.startswith(PREFIX):
                 role = name[len(PREFIX) :]
+            elif name.startswith(FFMPEG_PREFIX):
+                role = "decode"  # FFmpeg 7 names its codec workers itself; the encoder runs on one thread
             elif tid == self._main:
                 role = "main"
             elif not py and name == main_name:
@@ -123,3 +127,26 @@ class ThreadSampler:
                 role = "other"
             out[role] = out.get(role, 0.0) + used
         return {k: round(v, 3) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
+
+
+def limit_postprocess_threads(threads: int):
+    """torch's intra-op threads and every loaded BLAS library's (numpy's OpenBLAS, OpenCV's) set to
+    `threads` while a CPU pipeline runs; returns a callable that restores them.
+
+    The post-process's ops are small and do not scale, and both pools fight the engine's and the
+    decoder's threads for the same cores. OpenBLAS is the costly one: a matrix-vector product over
+    ~10k elements (a mask's prototype band) already runs on its worker thread, which then
+    spin-waits for the next call - on vtest.avi at 2 cores that worker burned 12 ms of CPU a frame
+    ("engine pools" in the budget) and the run fell from 42-48 to 34 FPS."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    blas = threadpool_limits(limits=threads, user_api="blas")
+
+    def restore() -> None:
+        blas.restore_original_limits()
+        torch.set_num_threads(before)
+
+    return restore

@@ -94,7 +94,7 @@ class Pipeline(LiveStreams):
         metrics: Metrics | None = None,
         preprocess_device: str = "auto",
         serve: bool = False,
-        postprocess_threads: int = 1,  # torch intra-op threads while a CPU post-process runs (0 = torch's default)
+        postprocess_threads: int = 1,  # torch and BLAS threads while a CPU post-process runs (0 = the libraries' defaults)
         infer_every: int = 1,  # the network sees every K-th frame of a stream; the tracker predicts between (interval.py)
         analytics: "AnalyticsStage | None" = None,  # zones -> counts and events (pipeline/analytics/stage.py)
     ):
@@ -236,32 +236,28 @@ class Pipeline(LiveStreams):
             roi_align(torch.zeros(1, 1, 8, 8), torch.tensor([[0.0, 0.0, 0.0, 4.0, 4.0]]), (2, 2), 1.0, 1, True)
 
     def _budget_start(self) -> None:
-        """Thread CPU sampling for the budget table, and one torch thread for the CPU post-process.
+        """Thread CPU sampling for the budget table, and one torch and BLAS thread for the CPU post-process.
 
         torch's default of one intra-op thread per core made the post-process fight the engine's
         and the decoder's threads for the same two cores: its p50 swung from 6 to 185 ms under
         load, against a steady 6-7 ms on one thread (its ops are small; they do not scale)."""
-        from pipeline.cpu_budget import ThreadSampler
+        from pipeline.cpu_budget import ThreadSampler, limit_postprocess_threads
 
         self._sampler = ThreadSampler().start()
         self.metrics.thread_cpu, self.metrics.sample_threads = self._sampler.groups, self._sampler.sample
         for src in self.sources.values():
             src.before_exit = self._sampler.sample  # a short file's decoder may end between two samples
-        self._torch_threads = None
+        self._restore_threads = None
         if self._device == "cpu" and self.postprocess_threads:
-            import torch
-
-            self._torch_threads = torch.get_num_threads()
-            torch.set_num_threads(self.postprocess_threads)
+            self._restore_threads = limit_postprocess_threads(self.postprocess_threads)
 
     def _budget_stop(self) -> None:
         sampler = getattr(self, "_sampler", None)
         if sampler is not None:
             sampler.close()  # a last sample: the threads that end now still count
-        if getattr(self, "_torch_threads", None):
-            import torch
-
-            torch.set_num_threads(self._torch_threads)
+        if getattr(self, "_restore_threads", None):
+            self._restore_threads()
+            self._restore_threads = None
 
     def _submit(self, frames: list[DecodedFrame], ended: list[EndOfStream]) -> "_Batch":
         """Pick the frames the network must see (infer_every) and start their inference."""

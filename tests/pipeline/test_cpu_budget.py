@@ -97,24 +97,47 @@ def test_the_run_table_prints_a_cpu_column_and_the_thread_budget(clips, tmp_path
         assert "threads (CPU)" in table
 
 
-def test_the_post_process_runs_on_one_torch_thread_and_gives_the_count_back(clips):
+def test_the_post_process_runs_on_one_torch_and_blas_thread_and_gives_the_counts_back(clips):
+    """numpy's OpenBLAS worker spin-waited after each mask product and burned 12 ms a frame."""
     import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
 
     from pipeline.runtime import Pipeline
     from pipeline.sources import SourceConfig
     from tests.pipeline.fakes import FakeEngine
 
+    blas = lambda: {d["filepath"]: d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"}  # noqa: E731
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        seen = []
-        pipe = Pipeline([SourceConfig(str(clips[1]))], FakeEngine())
-        for _ in pipe:
-            seen.append(torch.get_num_threads())
-        assert seen and set(seen) == {1}
-        assert torch.get_num_threads() == 2
+        with threadpool_limits(limits=2, user_api="blas"):
+            assert blas() and set(blas().values()) == {2}
+            seen = []
+            pipe = Pipeline([SourceConfig(str(clips[1]))], FakeEngine())
+            for _ in pipe:
+                seen.append((torch.get_num_threads(), set(blas().values())))
+            assert seen and all(t == 1 and b == {1} for t, b in seen)
+            assert torch.get_num_threads() == 2 and set(blas().values()) == {2}
     finally:
         torch.set_num_threads(before)
+
+
+@linux_only
+def test_ffmpeg_named_codec_threads_count_as_decode():
+    sampler = ThreadSampler(period=10.0).start()
+
+    def work():
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, b"av:h264:df0", 0, 0, 0)  # PR_SET_NAME, as FFmpeg 7 names a frame thread
+        _burn(0.15)
+        sampler.sample()
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    sampler.close()
+    assert sampler.groups().get("decode", 0.0) >= 0.1
 
 
 def test_the_pipeline_engine_gets_the_usable_cores_unless_told(monkeypatch):
