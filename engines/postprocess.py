@@ -225,32 +225,42 @@ class _Axis:
     """roi_align's bilinear rule along one axis, for every box at once: box j samples at
     start_j + (i + 0.5) * step_j, i < count_j; a sample outside [-1, size] is 0, one below 0 is
     clamped to 0 and one at or past size - 1 to size - 1 (torchvision's roi_align kernel).
-    `weights(j)` is box j's (count_j, r1 - r0) matrix over source rows r0..r1-1."""
+    `weights(j)` is box j's (count_j, r1 - r0) matrix over source rows r0..r1-1: a block of one
+    matrix for all boxes (no allocation per box), or, past 4M weights (many large boxes on a
+    large frame), made for the box alone."""
+
+    DENSE_LIMIT = 1 << 22
 
     def __init__(self, start: np.ndarray, step: np.ndarray, count: np.ndarray, size: int):
         self.ends = np.cumsum(count)
         begins = self.ends - count
         box = np.repeat(np.arange(len(count)), count)
         pos = start[box] + (np.arange(int(self.ends[-1])) - begins[box] + np.float32(0.5)).astype(np.float32) * step[box]
-        self.inside = (pos >= -1.0) & (pos <= size)
+        inside = (pos >= -1.0) & (pos <= size)
         pos = np.maximum(pos, 0.0)
-        low = np.minimum(pos.astype(np.int64), size - 1)
-        self.frac = np.where(low >= size - 1, 0.0, pos - low).astype(np.float32)
-        self.low, self.high = low, np.minimum(low + 1, size - 1)
-        lo = np.where(self.inside, low, size - 1)
-        hi = np.where(self.inside, self.high, 0)
-        self.r0 = np.minimum.reduceat(lo, begins)
-        self.r1 = np.maximum(np.maximum.reduceat(hi, begins) + 1, self.r0 + 1)
+        self.low = np.minimum(pos.astype(np.int64), size - 1)
+        self.high = np.minimum(self.low + 1, size - 1)
+        self.frac = np.where(self.low >= size - 1, 0.0, pos - self.low).astype(np.float32) * inside
+        self.near = (1.0 - self.frac) * inside
+        self.r0 = np.minimum.reduceat(np.where(inside, self.low, size - 1), begins)
+        self.r1 = np.maximum(np.maximum.reduceat(np.where(inside, self.high, 0), begins) + 1, self.r0 + 1)
+        self.matrix = None
+        if len(pos) * size <= self.DENSE_LIMIT:
+            self.matrix = self._fill(np.zeros((len(pos), size), np.float32), slice(None), 0)
+
+    def _fill(self, w: np.ndarray, rows: slice, r0: int) -> np.ndarray:
+        at, top = np.arange(w.shape[0]), w.shape[1] - 1
+        # rows outside [-1, size] have zero weights and may point anywhere: clipped into the block
+        w[at, np.clip(self.low[rows] - r0, 0, top)] = self.near[rows]
+        w[at, np.clip(self.high[rows] - r0, 0, top)] += self.frac[rows]
+        return w
 
     def weights(self, j: int) -> tuple[np.ndarray, int, int]:
-        a, b = int(self.ends[j - 1]) if j else 0, int(self.ends[j])
         r0, r1 = int(self.r0[j]), int(self.r1[j])
-        rows = np.flatnonzero(self.inside[a:b])
-        w = np.zeros((b - a, r1 - r0), np.float32)
-        frac = self.frac[a:b][rows]
-        w[rows, self.low[a:b][rows] - r0] = 1.0 - frac
-        w[rows, self.high[a:b][rows] - r0] += frac
-        return w, r0, r1
+        rows = slice(int(self.ends[j - 1]) if j else 0, int(self.ends[j]))
+        if self.matrix is not None:
+            return self.matrix[rows, r0:r1], r0, r1
+        return self._fill(np.zeros((rows.stop - rows.start, r1 - r0), np.float32), rows, r0), r0, r1
 
 
 def _semantic(logits, lb: Letterbox, spec: ModelSpec) -> SemanticMap:

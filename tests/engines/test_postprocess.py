@@ -177,14 +177,20 @@ def test_cuda_outputs_are_post_processed_on_the_gpu_like_on_the_cpu():
         assert d.boxes.dtype == np.float32 and abs(len(d) - len(e)) <= 0.1 * len(e)  # FP16 rounding may move a few past a threshold
 
 
-def test_the_cpu_mask_path_samples_exactly_as_roi_align():
+@pytest.mark.parametrize("dense", [True, False], ids=["one-weight-matrix", "a-matrix-a-box"])
+def test_the_cpu_mask_path_samples_exactly_as_roi_align(dense, monkeypatch):
     """The numpy path (two bilinear weight matrices a box) against torchvision's roi_align
     (aligned, one sample a pixel) on random prototypes, with boxes of every size, some reaching
-    past the prototype map's edges (roi_align's clamp and its zero outside [-1, size])."""
+    past the prototype map's edges (roi_align's clamp and its zero outside [-1, size]); both
+    forms of the weights (one matrix for all boxes, or one per box past the size limit)."""
     torch = pytest.importorskip("torch")
     from torchvision.ops import roi_align
 
+    from engines import postprocess
     from engines.postprocess import _mask_pixels_cpu
+
+    if not dense:
+        monkeypatch.setattr(postprocess._Axis, "DENSE_LIMIT", 0)
 
     rng = np.random.default_rng(3)
     flipped = total = 0
