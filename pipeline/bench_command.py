@@ -62,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrent", type=int, default=0,
                    help="ONNX Runtime or OpenVINO on the CPU: batches at once for the throughput line (0 = as `trident run`: 2 on 2+ cores; 1 = one at a time)")
     p.add_argument("--torch-threads", type=int, default=1,
-                   help="torch threads for a CPU post-process (default 1, as `trident run` uses; 0 = torch's default)")
+                   help="torch and BLAS threads for a CPU post-process (default 1, as `trident run` uses; 0 = the libraries' defaults)")
     p.add_argument("--compile", action="store_true", help="torch engine: torch.compile")
     p.add_argument("--half", action="store_true", help="torch engine: FP16 autocast (CUDA)")
     p.add_argument("--json", default=None, help="also write the numbers here")
