@@ -5,8 +5,9 @@ assembly from prototypes, semantic argmax, and letterbox undo back to frame
 pixels. Each instance mask is resampled as `torchvision.ops.roi_align`
 (aligned, one sample a pixel) does it - on a GPU by roi_align itself, on the
 CPU by two small bilinear weight matrices a box - straight from the stride-4
-network resolution into its integer box in frame pixels; that thresholded patch *is* the instance's crop in `InstanceMasks`, so
-nothing per detection is ever sized by the frame. Semantic logits are
+network resolution into its integer box in frame pixels; that thresholded
+patch *is* the instance's crop in `InstanceMasks`, so nothing per detection is
+ever sized by the frame. Semantic logits are
 upsampled once to the input, cropped to the frame's content and argmaxed.
 
 All of it runs where the raw outputs are (numpy: CPU; a TensorRT or CUDA
@@ -201,7 +202,9 @@ def _mask_pixels_cpu(coeffs: np.ndarray, protos: np.ndarray, rois: np.ndarray, s
     matrices per box, logits = Wy @ (coeffs . protos[:, band]) @ Wx.T, over only the prototype
     rows and columns the box reads. So the n x k x H x W product for every detection is never
     formed, and a box costs a few numpy calls instead of torch op dispatches. On the Zen 5 EPYC
-    (vtest.avi, ~10 people a frame): 0.5 ms a frame against 1.6 ms for the roi_align path.
+    (vtest.avi, ~10 people a frame) the whole post-process went from 2.7 to 1.8 ms a frame alone;
+    in `trident run` this function takes 0.6 ms of CPU a frame. Needs BLAS on one thread (the
+    pipeline sets it: pipeline/cpu_budget.py), or OpenBLAS's spinning worker costs far more.
     `rois`: x0, y0, x1, y1 in prototype pixels. Returns the thresholded crops, flat, in box order."""
     k, ph, pw = protos.shape
     keep = [i for i, (ch, cw) in enumerate(sizes) if ch > 0 and cw > 0]

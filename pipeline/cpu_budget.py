@@ -7,10 +7,11 @@ thread a name (`comm`, 15 bytes) that the threads it creates inherit, so each
 thread of ours names itself after its role (`trd:decode`, `trd:encode`,
 `trd:draw`, ...) when it starts, and the workers its libraries start carry that
 name too - except FFmpeg 7's frame threads, which name themselves `av:CODEC:dfN`
-and count as decode (the encoder runs on one thread: no workers). A sampler reads `/proc/self/task/*/stat` twice a second (and when a sink
-ends) and keeps each thread's last CPU time, so threads that have ended (a
-finished stream's decoder) still count, less at most their last half second. What no role names is
-grouped as the main thread (batching, letterbox, the engine call, post-process,
+and count as decode (the encoder runs on one thread: no workers). A sampler
+reads `/proc/self/task/*/stat` twice a second (and when a sink ends) and keeps
+each thread's last CPU time, so threads that have ended (a finished stream's
+decoder) still count, less at most their last half second. What no role names
+is grouped as the main thread (batching, letterbox, the engine call, post-process,
 trackers), the main thread's pools (ONNX Runtime, torch: threads that carry the
 process name and are not Python threads) and other Python threads.
 
