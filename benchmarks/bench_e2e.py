@@ -217,7 +217,9 @@ def main() -> None:
         ours = _median(runs["trident"], "fps")
         if "ultralytics" in runs:
             ratios = [t["fps"] / u["fps"] for t, u in zip(runs["trident"], runs["ultralytics"])]
-            print(f"  trident / ultralytics: {ours / _median(runs['ultralytics'], 'fps'):.2f}x (per round {[round(x, 2) for x in ratios]})")
+            # a round's two runs are minutes apart: on a VM whose speed drifts, the median round is the steadier figure
+            print(f"  trident / ultralytics: {ours / _median(runs['ultralytics'], 'fps'):.2f}x (per round {[round(x, 2) for x in ratios]}, "
+                  f"median round {statistics.median(ratios):.2f}x)")
             # on a machine shared with other jobs the FPS is what the others leave; CPU per frame is the cost itself
             print(f"  CPU per frame, ultralytics / trident: {_median(runs['ultralytics'], 'cpu_ms_per_frame') / _median(runs['trident'], 'cpu_ms_per_frame'):.2f}x")
         if "trident bench" in runs:
