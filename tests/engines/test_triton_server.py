@@ -107,16 +107,20 @@ def _batch_counts(server) -> dict[int, int]:
 
 def test_three_run_processes_share_one_server_and_it_batches_across_them(server, tmp_path):
     """Each client sends one frame per request (--batch 1): any batch > 1 in Triton's statistics was
-    formed across processes. Every frame of every file arrives; the JSONL equals a local run's."""
+    formed across processes. Every frame of every file arrives; the JSONL equals a local run's.
+
+    The three clients must overlap in time: the local reference runs first (not beside them, where it
+    staggered their start-up), and each sends 60 frames - with 30, a fast CPU finished one client's
+    frames before the next had imported torch, and no batch formed (CI, Zen 5 EPYC)."""
     before = _batch_counts(server)
-    frames = 30
+    frames = 60
     cmd = [sys.executable, "-m", "pipeline.cli", "run", "--source", str(asset(BUNDLED_CLIP)), "--max-frames", str(frames),
            "--batch", "1", "--no-video", "--no-progress"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    procs = [subprocess.Popen([*cmd, "--model", _uri(server, shm="off"), "--out", str(tmp_path / f"n{i}")], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(3)]
     local = subprocess.run([*cmd, "--model", str(bundled_onnx(int8=False)), "--out", str(tmp_path / "local")], capture_output=True, text=True, timeout=300)
     assert local.returncode == 0, local.stdout[-1500:] + local.stderr[-1500:]
+    procs = [subprocess.Popen([*cmd, "--model", _uri(server, shm="off"), "--out", str(tmp_path / f"n{i}")], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(3)]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], "\n".join(o[-1500:] for o in outs)
 
