@@ -1,19 +1,22 @@
 """The one post-process every engine uses: raw network outputs -> Detections + SemanticMap.
 
-Score filter and top-k, class-aware NMS (torchvision.ops.batched_nms), mask
-assembly from prototypes, semantic argmax, and letterbox undo back to frame
-pixels. Each instance mask is resampled as `torchvision.ops.roi_align`
-(aligned, one sample a pixel) does it - on a GPU by roi_align itself, on the
-CPU by two small bilinear weight matrices a box - straight from the stride-4
-network resolution into its integer box in frame pixels; that thresholded
-patch *is* the instance's crop in `InstanceMasks`, so nothing per detection is
-ever sized by the frame. Semantic logits are
-upsampled once to the input, cropped to the frame's content and argmaxed.
+Score filter and top-k, class-aware NMS, mask assembly from prototypes,
+semantic argmax, and letterbox undo back to frame pixels. Each instance mask
+is resampled as `torchvision.ops.roi_align` (aligned, one sample a pixel)
+does it, straight from the stride-4 network resolution into its integer box
+in frame pixels; that thresholded patch *is* the instance's crop in
+`InstanceMasks`, so nothing per detection is ever sized by the frame.
+Semantic logits are upsampled once to the input, cropped to the frame's
+content and argmaxed.
 
-All of it runs where the raw outputs are (numpy: CPU; a TensorRT or CUDA
-torch engine: that GPU). Per image only the final small results cross to the
-host: the kept boxes/scores/classes, the mask crops as one flat bool tensor
-(split into views on the host) and the uint8 semantic labels.
+All of it runs where the raw outputs are. In host memory (numpy): numpy and
+OpenCV only - OpenCV's batched NMS, the roi_align samples as two small
+bilinear weight matrices a box, OpenCV's resize and running max - so a CPU
+run never imports torch. On a GPU (TensorRT, a CUDA torch model): torch with
+torchvision's batched_nms and roi_align; per image only the kept
+boxes/scores/classes, the mask crops as one flat bool tensor (split into
+views on the host) and the uint8 semantic labels cross to the host. The two
+paths agree (tests/engines/test_postprocess.py).
 """
 
 from __future__ import annotations
@@ -82,8 +85,20 @@ class RawOutputs:
         return int(first.shape[0])
 
 
+def _on_host(x: Any) -> bool:
+    """numpy, or a torch tensor in host memory (read as numpy, no copy): the post-process needs no torch."""
+    return x is None or isinstance(x, np.ndarray) or str(getattr(x, "device", "")) == "cpu"
+
+
+def _host_array(x: Any) -> np.ndarray | None:
+    """float32, C-contiguous numpy; the array itself when it already is one."""
+    if x is None:
+        return None
+    return np.ascontiguousarray(x if isinstance(x, np.ndarray) else x.detach().numpy(), dtype=np.float32)
+
+
 def _as_tensor(x: Any):
-    """A float32 torch tensor where ``x`` already is: numpy -> CPU tensor sharing its memory, tensors stay on their device."""
+    """A float32 torch tensor where ``x`` already is (a GPU, for the torch path)."""
     import torch
 
     if x is None:
@@ -100,55 +115,103 @@ def postprocess(
 ) -> list[tuple[Detections, SemanticMap | None]]:
     """One (Detections, SemanticMap or None) per image of the batch, in frame pixels.
 
-    Runs on the device the outputs are on (numpy is CPU); per image only the
-    kept boxes/scores/classes, one flat tensor of mask crops and the uint8
-    semantic labels cross to the host, and nothing waits on the device per
-    detection.
+    Outputs in host memory (every CPU engine, ONNX Runtime's CUDA provider, which copies out,
+    and Triton) run on numpy and OpenCV alone: the process never imports torch for them, which
+    was 2.5-3.5 s of every `trident run`'s start on the 2-core EPYCs. Outputs on a GPU (TensorRT,
+    a CUDA torch model) run there with torch and torchvision.ops (`_postprocess_torch`); per
+    image only the kept boxes/scores/classes, one flat tensor of mask crops and the uint8
+    semantic labels cross to the host, and nothing waits on the device per detection.
     """
-    import torch
-
     if raw.batch != len(letterboxes):
         raise TridentError(f"{raw.batch} images in the batch but {len(letterboxes)} letterbox records; pass one per frame")
-    boxes, scores = _as_tensor(raw.boxes), _as_tensor(raw.scores)
-    coeffs, protos, sem = _as_tensor(raw.mask_coeffs), _as_tensor(raw.protos), _as_tensor(raw.sem_logits)
+    scores = raw.scores
     if scores is not None and scores.shape[-1] != len(spec.class_names):
         raise TridentError(
             f"model outputs {scores.shape[-1]} classes but its spec names {len(spec.class_names)}; "
             "the weights and the class list disagree - re-export the model"
         )
+    if not all(_on_host(x) for x in (raw.boxes, raw.scores, raw.mask_coeffs, raw.protos, raw.sem_logits)):
+        return _postprocess_torch(raw, spec, letterboxes, cfg)
+    boxes, scores, coeffs, protos, sem = (_host_array(x) for x in (raw.boxes, raw.scores, raw.mask_coeffs, raw.protos, raw.sem_logits))
     results = []
-    with torch.inference_mode():
-        for b, lb in enumerate(letterboxes):
-            dets = _detections(boxes, scores, coeffs, protos, b, lb, cfg) if boxes is not None else None
-            sem_map = _semantic(sem[b], lb, spec) if sem is not None else None
-            if dets is None:
-                dets = Detections.empty(lb.orig_hw if spec.has_masks else None)
-            results.append((dets, sem_map))
+    for b, lb in enumerate(letterboxes):
+        dets = None
+        if boxes is not None:
+            kept, anchors = _select_host(boxes[b], scores[b], cfg)
+            dets = _detections(kept, anchors, coeffs[b] if coeffs is not None else None, protos[b] if protos is not None else None, lb, cfg, _masks_host)
+        sem_map = _semantic(_argmax_cpu(sem[b], lb), lb, spec) if sem is not None else None
+        results.append((dets if dets is not None else Detections.empty(lb.orig_hw if spec.has_masks else None), sem_map))
     return results
 
 
-def _detections(boxes, scores, coeffs, protos, b: int, lb: Letterbox, cfg: PostprocessConfig) -> Detections:
+def _postprocess_torch(raw: RawOutputs, spec: ModelSpec, letterboxes: Sequence[Letterbox], cfg: PostprocessConfig) -> list:
+    """`postprocess` where the outputs are (a GPU): torch, torchvision.ops.batched_nms and roi_align."""
+    import torch
+
+    boxes, scores = _as_tensor(raw.boxes), _as_tensor(raw.scores)
+    coeffs, protos, sem = _as_tensor(raw.mask_coeffs), _as_tensor(raw.protos), _as_tensor(raw.sem_logits)
+    results = []
+    with torch.inference_mode():
+        for b, lb in enumerate(letterboxes):
+            dets = None
+            if boxes is not None:
+                kept, anchors = _select_torch(boxes[b], scores[b], cfg)
+                dets = _detections(kept, anchors, coeffs[b] if coeffs is not None else None, protos[b] if protos is not None else None, lb, cfg, _masks_torch)
+            sem_map = _semantic(_argmax_torch(sem[b], lb), lb, spec) if sem is not None else None
+            results.append((dets if dets is not None else Detections.empty(lb.orig_hw if spec.has_masks else None), sem_map))
+    return results
+
+
+def _select_host(boxes: np.ndarray, scores: np.ndarray, cfg: PostprocessConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Score filter, top-k and class-aware NMS of one image on the host: (kept [n, 6] = box,
+    score, class in float32, in score order; their anchor indices). OpenCV's batched NMS (the
+    same per-class offset trick and greedy order as torchvision's batched_nms; IoU in double)."""
+    import cv2
+
+    best = scores[:, 0].copy()  # a running max over the few class columns: numpy's max(axis=1) is 10x slower
+    for c in range(1, scores.shape[1]):
+        np.maximum(best, scores[:, c], out=best)
+    keep = np.flatnonzero(best > cfg.score_threshold)
+    if keep.size > cfg.pre_nms_topk:
+        keep = keep[np.argsort(-best[keep], kind="stable")[: cfg.pre_nms_topk]]
+    if keep.size == 0:
+        return np.zeros((0, 6), np.float32), keep
+    conf, label = best[keep], scores[keep].argmax(axis=1)
+    box_in = boxes[keep]
+    xywh = np.concatenate([box_in[:, :2], box_in[:, 2:] - box_in[:, :2]], 1).astype(np.float64)
+    groups = np.zeros(len(keep), np.int32) if cfg.class_agnostic else label.astype(np.int32)
+    order = np.asarray(cv2.dnn.NMSBoxesBatched(xywh, conf, groups, 0.0, cfg.iou_threshold), np.int64).reshape(-1)[: cfg.max_detections]
+    kept = np.concatenate([box_in[order], conf[order, None], label[order, None].astype(np.float32)], 1)
+    return kept, keep[order]
+
+
+def _select_torch(boxes, scores, cfg: PostprocessConfig):
+    """`_select_host` where the tensors are, with torchvision's batched_nms; one small copy of the kept rows to the host."""
     import torch
     from torchvision.ops import batched_nms
 
-    best, cls = scores[b].max(dim=1)
+    best, cls = scores.max(dim=1)
     keep = torch.nonzero(best > cfg.score_threshold).squeeze(1)
     if keep.numel() > cfg.pre_nms_topk:
         keep = keep[best[keep].topk(cfg.pre_nms_topk).indices]
-    box_in, conf, label = boxes[b, keep], best[keep], cls[keep]
+    box_in, conf, label = boxes[keep], best[keep], cls[keep]
     groups = torch.zeros_like(label) if cfg.class_agnostic else label
     order = batched_nms(box_in, conf, groups, cfg.iou_threshold)[: cfg.max_detections]
-    anchors = keep[order]
-    # One small copy to the host: boxes, score and class of the kept rows (class ids are exact in float32).
+    # class ids are exact in float32
     kept = torch.cat([box_in[order], conf[order, None], label[order, None].to(box_in.dtype)], dim=1).cpu().numpy()
+    return kept, keep[order]
+
+
+def _detections(kept: np.ndarray, anchors, coeffs, protos, lb: Letterbox, cfg: PostprocessConfig, masks_of) -> Detections:
+    """The kept rows in frame pixels, boxes wholly in the padding dropped, each with its mask."""
     frame_boxes = lb.boxes_to_frame(kept[:, :4])
-    valid = (frame_boxes[:, 2] > frame_boxes[:, 0]) & (frame_boxes[:, 3] > frame_boxes[:, 1])  # boxes wholly in the padding
+    valid = (frame_boxes[:, 2] > frame_boxes[:, 0]) & (frame_boxes[:, 3] > frame_boxes[:, 1])
     if not valid.all():
         frame_boxes, kept = frame_boxes[valid], kept[valid]
-        anchors = anchors[torch.from_numpy(np.flatnonzero(valid)).to(anchors.device)]
+        anchors = anchors[np.flatnonzero(valid)]  # numpy, or the device's tensor (torch takes a numpy index)
     masks = None
     if coeffs is not None and protos is not None:
-        masks = _masks(coeffs[b, anchors], protos[b], frame_boxes, lb, cfg.mask_threshold)
+        masks = masks_of(coeffs[anchors], protos, frame_boxes, lb, cfg.mask_threshold)
     return Detections(
         boxes=frame_boxes,
         scores=np.ascontiguousarray(kept[:, 4]),
@@ -157,43 +220,56 @@ def _detections(boxes, scores, coeffs, protos, b: int, lb: Letterbox, cfg: Postp
     )
 
 
-def _masks(coeffs, protos, frame_boxes: np.ndarray, lb: Letterbox, threshold: float) -> InstanceMasks:
-    """Each instance mask resampled inside its own integer box only: the roi_align patch is the crop.
-
-    The patches are thresholded where the tensors are, joined into one flat
-    bool tensor, copied to the host once and split there into views.
-    """
+def _mask_boxes(frame_boxes: np.ndarray, lb: Letterbox) -> tuple[np.ndarray, np.ndarray, list]:
+    """Each box's integer hull in the frame (its crop), the same box in input pixels, and the crop sizes."""
     h, w = lb.orig_hw
-    n = len(frame_boxes)
-    if n == 0:
-        return InstanceMasks.empty((h, w))
-    cut = math.log(threshold / (1.0 - threshold))
     ints = np.stack([np.floor(frame_boxes[:, 0]), np.floor(frame_boxes[:, 1]), np.ceil(frame_boxes[:, 2]), np.ceil(frame_boxes[:, 3])], 1)
     ints = ints.clip([0, 0, 0, 0], [w, h, w, h]).astype(np.int32)
-    rois = np.zeros((n, 5), np.float32)  # column 0: index into a one-image batch
-    rois[:, 1:] = lb.boxes_to_input(ints.astype(np.float32))
-    sizes = [(y1 - y0, x1 - x0) for x0, y0, x1, y1 in ints.tolist()]
-    if protos.device.type == "cpu":
-        pixels = _mask_pixels_cpu(coeffs.numpy(), protos.numpy(), rois[:, 1:] / PROTO_STRIDE, sizes, cut)
-    else:
-        import torch
-        from torchvision.ops import roi_align
+    rois = lb.boxes_to_input(ints.astype(np.float32)).astype(np.float32)
+    return ints, rois, [(y1 - y0, x1 - x0) for x0, y0, x1, y1 in ints.tolist()]
 
-        k, ph, pw = protos.shape
-        logits = (coeffs @ protos.reshape(k, -1)).reshape(n, 1, ph, pw)
-        rois_t = torch.from_numpy(rois).to(device=logits.device, dtype=logits.dtype)
-        flat = [
-            (roi_align(logits[i : i + 1], rois_t[i : i + 1], size, spatial_scale=1.0 / PROTO_STRIDE, sampling_ratio=1, aligned=True) > cut).reshape(-1)
-            for i, size in enumerate(sizes)
-            if size[0] > 0 and size[1] > 0
-        ]
-        pixels = torch.cat(flat).cpu().numpy() if flat else np.zeros(0, bool)
+
+def _crops(pixels: np.ndarray, ints: np.ndarray, sizes: list, hw: tuple[int, int]) -> InstanceMasks:
+    """The flat thresholded patches split into one view per box: the box-local masks."""
     crops, at = [], 0
     for ch, cw in sizes:
         size = max(ch, 0) * max(cw, 0)
         crops.append(pixels[at : at + size].reshape(ch, cw) if size else np.zeros((max(ch, 0), max(cw, 0)), bool))
         at += size
-    return InstanceMasks(tuple(crops), ints, (h, w))
+    return InstanceMasks(tuple(crops), ints, hw)
+
+
+def _masks_host(coeffs: np.ndarray, protos: np.ndarray, frame_boxes: np.ndarray, lb: Letterbox, threshold: float) -> InstanceMasks:
+    """Each instance mask resampled inside its own integer box only: the resampled patch is the crop."""
+    if len(frame_boxes) == 0:
+        return InstanceMasks.empty(lb.orig_hw)
+    ints, rois, sizes = _mask_boxes(frame_boxes, lb)
+    pixels = _mask_pixels_cpu(coeffs, protos, rois / PROTO_STRIDE, sizes, math.log(threshold / (1.0 - threshold)))
+    return _crops(pixels, ints, sizes, lb.orig_hw)
+
+
+def _masks_torch(coeffs, protos, frame_boxes: np.ndarray, lb: Letterbox, threshold: float) -> InstanceMasks:
+    """`_masks_host` on the device with roi_align; the patches thresholded there, joined into one
+    flat bool tensor and copied to the host once."""
+    import torch
+    from torchvision.ops import roi_align
+
+    n = len(frame_boxes)
+    if n == 0:
+        return InstanceMasks.empty(lb.orig_hw)
+    ints, rois, sizes = _mask_boxes(frame_boxes, lb)
+    k, ph, pw = protos.shape
+    logits = (coeffs @ protos.reshape(k, -1)).reshape(n, 1, ph, pw)
+    rois_t = torch.zeros((n, 5), dtype=logits.dtype, device=logits.device)  # column 0: index into a one-image batch
+    rois_t[:, 1:] = torch.from_numpy(rois).to(device=logits.device, dtype=logits.dtype)
+    cut = math.log(threshold / (1.0 - threshold))
+    flat = [
+        (roi_align(logits[i : i + 1], rois_t[i : i + 1], size, spatial_scale=1.0 / PROTO_STRIDE, sampling_ratio=1, aligned=True) > cut).reshape(-1)
+        for i, size in enumerate(sizes)
+        if size[0] > 0 and size[1] > 0
+    ]
+    pixels = torch.cat(flat).cpu().numpy() if flat else np.zeros(0, bool)
+    return _crops(pixels, ints, sizes, lb.orig_hw)
 
 
 def _mask_pixels_cpu(coeffs: np.ndarray, protos: np.ndarray, rois: np.ndarray, sizes: list, cut: float) -> np.ndarray:
@@ -266,9 +342,9 @@ class _Axis:
         return self._fill(np.zeros((rows.stop - rows.start, r1 - r0), np.float32), rows, r0), r0, r1
 
 
-def _semantic(logits, lb: Letterbox, spec: ModelSpec) -> SemanticMap:
-    """Bilinear upsample to the input, crop the letterbox padding, argmax, nearest-resize to the frame."""
-    labels = _argmax_cpu(logits, lb) if logits.device.type == "cpu" else _argmax_torch(logits, lb)
+def _semantic(labels: np.ndarray, lb: Letterbox, spec: ModelSpec) -> SemanticMap:
+    """The argmax labels at the content resolution (`_argmax_cpu` or `_argmax_torch`: bilinear upsample
+    to the input, the letterbox padding cropped, argmax), nearest-resized to the frame."""
     labels = resize_labels(labels, lb.orig_hw)  # nearest on pixel centres, the letterbox's own label resize
     return SemanticMap(labels=labels, class_names=tuple(spec.sem_class_names))
 
@@ -290,7 +366,7 @@ def _argmax_torch(logits, lb: Letterbox) -> np.ndarray:
     return labels.cpu().numpy()  # the one copy to the host: uint8, at the frame's content resolution
 
 
-def _argmax_cpu(logits, lb: Letterbox) -> np.ndarray:
+def _argmax_cpu(logits: np.ndarray, lb: Letterbox) -> np.ndarray:
     """The CPU form of the upsample + crop + argmax above, one class plane at a time: OpenCV's
     bilinear resize of the plane (the same half-pixel rule as torch's align_corners=False), cropped
     to the content, then a running maximum with OpenCV's vector ops. Labels equal the torch path's
@@ -302,7 +378,7 @@ def _argmax_cpu(logits, lb: Letterbox) -> np.ndarray:
     ih, iw = lb.input_hw
     nh, nw = lb.resized_hw
     y, x = int(lb.pad_y), int(lb.pad_x)
-    planes = np.ascontiguousarray(logits.numpy())
+    planes = np.ascontiguousarray(logits)
     labels = np.zeros((nh, nw), np.uint8)
     best = above = None
     for c in range(planes.shape[0]):

@@ -138,16 +138,21 @@ def limit_postprocess_threads(threads: int):
     decoder's threads for the same cores. OpenBLAS is the costly one: a matrix-vector product over
     ~10k elements (a mask's prototype band) already runs on its worker thread, which then
     spin-waits for the next call - on vtest.avi at 2 cores that worker burned 12 ms of CPU a frame
-    ("engine pools" in the budget) and the run fell from 42-48 to 34 FPS."""
-    import torch
+    ("engine pools" in the budget) and the run fell from 42-48 to 34 FPS. torch only where it is
+    loaded already (a torch engine): the CPU post-process itself never imports it."""
+    import sys
+
     from threadpoolctl import threadpool_limits
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(threads)
     blas = threadpool_limits(limits=threads, user_api="blas")
 
     def restore() -> None:
         blas.restore_original_limits()
-        torch.set_num_threads(before)
+        if torch is not None:
+            torch.set_num_threads(before)
 
     return restore

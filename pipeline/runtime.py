@@ -220,12 +220,13 @@ class Pipeline(LiveStreams):
         return runners
 
     def _warm_up(self) -> None:
-        """Import and touch the post-process's libraries before any source starts.
+        """Import and touch the GPU post-process's libraries before any source starts.
 
         torch and torchvision.ops take 2-4 s to import on the 2-core EPYC; lazily, at the first
         frame, that stall was counted in a short file's FPS and, on a camera, left its first
-        frames queued (or dropped) for seconds before the first result."""
-        if not (self.engine.spec.output_names and "boxes" in self.engine.spec.output_names):
+        frames queued (or dropped) for seconds before the first result. Outputs on the host (every
+        CPU engine) are post-processed with numpy and OpenCV: nothing to import for them."""
+        if self._device != "cuda" or not (self.engine.spec.output_names and "boxes" in self.engine.spec.output_names):
             return
         import torch
         from torchvision.ops import batched_nms, roi_align

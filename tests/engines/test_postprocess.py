@@ -154,6 +154,62 @@ def test_numpy_and_torch_cpu_outputs_give_identical_results():
     assert sum(d.masks.areas().sum() for d, _ in want) > 0
 
 
+def test_the_gpu_path_and_the_host_path_agree():
+    """`_postprocess_torch` (torch, torchvision's batched_nms and roi_align: what TensorRT's and CUDA
+    outputs run) fed CPU tensors, against the numpy + OpenCV path every CPU engine runs, on
+    cluttered outputs (hundreds of overlapping candidates of both classes) and class-agnostic NMS."""
+    torch = pytest.importorskip("torch")
+    from engines.postprocess import _postprocess_torch
+
+    for seed, cfg in ((0, LOW), (1, LOW), (2, PostprocessConfig(score_threshold=0.05, class_agnostic=True))):
+        raw = _random_raw(seed=seed)
+        as_torch = RawOutputs(**{n: torch.from_numpy(getattr(raw, n).copy()) for n in SPEC.output_names})
+        # float summation order in the mask products may flip a pixel at the threshold
+        _assert_same(_postprocess_torch(as_torch, SPEC, SCALED, cfg), postprocess(raw, SPEC, SCALED, cfg), mask_tol=1e-4)
+
+
+def test_host_nms_keeps_what_torchvision_keeps_in_its_order():
+    torch = pytest.importorskip("torch")
+    from torchvision.ops import batched_nms
+
+    from engines.postprocess import _select_host
+
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        n, classes = int(rng.integers(1, 300)), int(rng.integers(1, 5))
+        xy = rng.uniform(0, 600, (n, 2))
+        boxes = np.concatenate([xy, xy + rng.uniform(1, 120, (n, 2))], 1).astype(np.float32)
+        scores = rng.random((n, classes)).astype(np.float32)
+        cfg = PostprocessConfig(score_threshold=0.3, iou_threshold=float(rng.uniform(0.3, 0.8)), max_detections=50)
+        kept, anchors = _select_host(boxes, scores, cfg)
+        best, cls = torch.from_numpy(scores).max(dim=1)
+        cand = torch.nonzero(best > 0.3).squeeze(1)
+        want = cand[batched_nms(torch.from_numpy(boxes)[cand], best[cand], cls[cand], cfg.iou_threshold)[:50]].numpy()
+        np.testing.assert_array_equal(anchors, want)
+        np.testing.assert_array_equal(kept[:, :4], boxes[want])
+        np.testing.assert_array_equal(kept[:, 5], scores[want].argmax(1))
+
+
+def test_a_cpu_run_never_imports_torch(tmp_path):
+    """ONNX Runtime on the CPU end to end - engine, letterbox, post-process, tracker, every sink -
+    with torch made unimportable: importing torch and torchvision.ops cost 2.5-3.5 s of each run's start."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    script = (
+        "import sys; sys.modules['torch'] = None; sys.modules['torchvision'] = None\n"
+        "from pipeline.cli import main\n"
+        f"main(['run', '--source', {str(root / 'pipeline/assets/demo_clip.mp4')!r}, '--model', {str(root / 'pipeline/assets/trident_n_synth.onnx')!r},"
+        f" '--out', {str(tmp_path)!r}, '--max-frames', '12', '--no-progress'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = (tmp_path / "demo_clip.jsonl").read_text().splitlines()
+    assert len(lines) == 12 and sum('"counts"' in line for line in lines) > 0  # RLE masks were made, without torch
+
+
 def test_masks_are_the_box_crops_of_the_frame_masks():
     (dets, _), _ = postprocess(_random_raw(), SPEC, SCALED, LOW)
     boxes = dets.masks.boxes
