@@ -220,6 +220,9 @@ def main() -> None:
             # a round's two runs are minutes apart: on a VM whose speed drifts, the median round is the steadier figure
             print(f"  trident / ultralytics: {ours / _median(runs['ultralytics'], 'fps'):.2f}x (per round {[round(x, 2) for x in ratios]}, "
                   f"median round {statistics.median(ratios):.2f}x)")
+            # what `time trident run ...` shows a user: imports, model load and warm-up included, both sides
+            print(f"  whole process wall, ultralytics / trident: {_median(runs['ultralytics'], 'process_s') / _median(runs['trident'], 'process_s'):.2f}x "
+                  f"(start-up and exit included; Ultralytics' loop also leaves out its first frame)")
             # on a machine shared with other jobs the FPS is what the others leave; CPU per frame is the cost itself
             print(f"  CPU per frame, ultralytics / trident: {_median(runs['ultralytics'], 'cpu_ms_per_frame') / _median(runs['trident'], 'cpu_ms_per_frame'):.2f}x")
         if "trident bench" in runs:
