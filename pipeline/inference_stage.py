@@ -11,8 +11,9 @@ by that one thread, the trackers and sinks stay with the caller (no locks on
 either side).
 
 At most `workers` batches are in the engine (one per worker thread) while the
-caller finishes the oldest, so a frame is never more than `workers` batches
-ahead of its results, and the runtime submits a new batch without waiting
+caller finishes the oldest, plus, for files only, one queued behind them (so a
+worker never waits for the caller to submit), so a frame is never more than
+`workers` (+1) batches ahead of its results, and the runtime submits a new batch without waiting
 only when frames are already there (`Batcher.next_batch(block=False)`): a
 live camera's frame is post-processed as soon as its inference ends, never
 held for the next frame to arrive.

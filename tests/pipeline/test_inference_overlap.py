@@ -51,6 +51,26 @@ def test_the_next_batch_is_inferred_while_the_caller_finishes_the_last(clips):
     assert all(s >= e for s, e in zip(starts[1:], ends[:-1]))  # one inference at a time, in order
 
 
+def test_a_file_keeps_one_batch_queued_behind_the_engine_a_camera_does_not(clips, monkeypatch):
+    """With the caller slower than the engine, a file's next batch waits queued behind the one in the
+    engine (a worker that finishes never idles for the caller to submit); a camera's does not (a
+    queued batch is a batch more of latency)."""
+
+    def most_ahead(live: bool) -> int:
+        monkeypatch.setattr(file_source.FileSource, "live", live)
+        engine = RecordingEngine(delay_s=0.005)
+        pipe = Pipeline([SourceConfig(uri=str(clips[0]), queue_policy="block")], engine, batch=BatchConfig(max_batch=1))
+        ahead = []
+        for result in pipe:
+            time.sleep(0.03)  # the caller's own work: the engine is far faster
+            ahead.append(len(engine.runs) - (result.frame.index + 1))  # inferred, result not yet handed over
+        assert len(ahead) == 24
+        return max(ahead)
+
+    assert most_ahead(live=False) == 2  # one in the engine's worker, one queued
+    assert most_ahead(live=True) == 1
+
+
 def test_an_engine_that_takes_two_calls_at_once_gets_two_batches_and_results_stay_in_order(clips):
     engine = RecordingEngine(delay_s=0.04)
     engine.concurrent_calls = 2
@@ -97,7 +117,8 @@ def test_the_batcher_without_blocking_returns_at_once_when_no_frame_is_there():
 
 
 def test_the_post_process_libraries_are_warm_before_any_source_starts(clips, monkeypatch):
-    """torch + torchvision.ops take seconds to import: not at the first frame of a camera, and not in the run's clock."""
+    """torch + torchvision.ops take seconds to import: for an engine on a GPU (its outputs are post-processed
+    there with them) not at the first frame of a camera, and not in the run's clock; for a CPU engine never."""
     import torchvision.ops
 
     from pipeline.sources.base import Source
@@ -106,11 +127,16 @@ def test_the_post_process_libraries_are_warm_before_any_source_starts(clips, mon
     real_nms, real_start = torchvision.ops.batched_nms, Source.start
     monkeypatch.setattr(torchvision.ops, "batched_nms", lambda *a, **k: (calls.append("nms"), real_nms(*a, **k))[1])
     monkeypatch.setattr(Source, "start", lambda self: (calls.append("source start"), real_start(self))[1])
-    pipe = Pipeline([SourceConfig(uri=str(clips[1]), max_frames=3)], FakeEngine(), batch=BatchConfig(max_batch=1))
+    on_gpu = FakeEngine()
+    on_gpu.device = "cuda:0"
+    pipe = Pipeline([SourceConfig(uri=str(clips[1]), max_frames=3)], on_gpu, batch=BatchConfig(max_batch=1), preprocess_device="cpu")
     before = time.monotonic()
     assert len(list(pipe)) == 3
     assert calls[:2] == ["nms", "source start"]
     assert pipe.metrics.started >= before  # the clock starts with the sources, after the set-up
+    calls.clear()
+    assert len(list(Pipeline([SourceConfig(uri=str(clips[1]), max_frames=3)], FakeEngine(), batch=BatchConfig(max_batch=1)))) == 3
+    assert calls == ["source start"]  # numpy outputs: OpenCV's NMS, nothing of torch's
 
 
 def test_auto_max_batch_gives_single_frames_to_an_engine_that_runs_batches_side_by_side(clips):
