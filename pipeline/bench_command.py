@@ -62,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrent", type=int, default=0,
                    help="ONNX Runtime or OpenVINO on the CPU: batches at once for the throughput line (0 = as `trident run`: 2 on 2+ cores; 1 = one at a time)")
     p.add_argument("--torch-threads", type=int, default=1,
-                   help="torch and BLAS threads for a CPU post-process (default 1, as `trident run` uses; 0 = the libraries' defaults)")
+                   help="BLAS (and torch, where a torch engine loaded it) threads for a CPU post-process (default 1, as `trident run` uses; 0 = the libraries' defaults)")
     p.add_argument("--compile", action="store_true", help="torch engine: torch.compile")
     p.add_argument("--half", action="store_true", help="torch engine: FP16 autocast (CUDA)")
     p.add_argument("--json", default=None, help="also write the numbers here")
@@ -97,7 +97,7 @@ def _bench(args: argparse.Namespace) -> int:
     if on_cpu and args.torch_threads:
         from pipeline.cpu_budget import limit_postprocess_threads
 
-        limit_postprocess_threads(args.torch_threads)  # torch and BLAS: the pipeline's setting (runtime._budget_start says why)
+        limit_postprocess_threads(args.torch_threads)  # BLAS (and a loaded torch): the pipeline's setting (runtime._budget_start says why)
     try:
         engine.spec.check_batch(args.batch)
         on_gpu = str(getattr(engine, "device", "cpu")).startswith("cuda")
