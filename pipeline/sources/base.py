@@ -82,6 +82,11 @@ class SourceConfig:
     rtsp_transport: str = "tcp"  # tcp survives packet loss; udp has lower latency on clean networks
     open_timeout_s: float = 10.0  # connecting to a camera that does not answer gives up after this
     read_timeout_s: float = 5.0  # no frame for this long while streaming = stalled: reconnect
+    # FFmpeg's stream analysis when a network stream (re)connects: what it reads in that time comes out
+    # at once, stale, after it. Its defaults (up to 5 s, and 20 frames to estimate the rate) held a
+    # 10 fps camera's first frame back 2.9 s and delivered 28 old frames in one burst; with this and no
+    # rate probe (sources/rtsp.py): 0.7 s and 6 frames. Raise it for a stream FFmpeg cannot size in time.
+    probe_s: float = 0.5
     reconnect_initial_s: float = 0.5  # first backoff; doubles each failed attempt
     reconnect_max_s: float = 10.0  # backoff cap: how soon a camera that comes back is picked up again
     max_reconnects: int = -1  # consecutive failed attempts before giving up; -1 = never give up
@@ -98,6 +103,8 @@ class SourceConfig:
             raise TridentError(f"source kind must be auto, file, rtsp, webcam or gstreamer, got {self.kind!r}")
         if self.rtsp_transport not in ("tcp", "udp"):
             raise TridentError(f"rtsp_transport must be tcp or udp, got {self.rtsp_transport!r}")
+        if not 0.0 < self.probe_s <= 30.0:
+            raise TridentError(f"probe_s must be in (0, 30] seconds (FFmpeg's stream analysis on connect), got {self.probe_s}")
         if self.open_timeout_s <= 0 or self.read_timeout_s <= 0:
             raise TridentError("open_timeout_s and read_timeout_s must be > 0")
         if not 0 < self.reconnect_initial_s <= self.reconnect_max_s:

@@ -69,6 +69,9 @@ class RtspSource(Source):
         import av
 
         options = {"rtsp_transport": self.cfg.rtsp_transport} if self.cfg.uri.lower().startswith("rtsp") else {}
+        # a short analysis on connect: the stream's size comes from its SDP and first keyframe, and
+        # Trident needs no probed frame rate from a camera (its frames carry their arrival times)
+        options.update(analyzeduration=str(int(self.cfg.probe_s * 1e6)), fpsprobesize="0")
         # FFmpeg's read timeout trails the watchdog by a little, so a stall is flagged before the read is cut
         read_timeout = self.cfg.read_timeout_s + STALL_GRACE_S
         # credentials percent-encoded: a '/', '#' or '?' in a password would otherwise end FFmpeg's host part

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from pipeline.errors import TridentError
 from pipeline.runtime import Pipeline
 from pipeline.sources import SourceConfig, SourceState, make_source
 from tests.pipeline.fakes import FakeEngine
@@ -36,6 +37,27 @@ def test_pipeline_reads_a_live_rtsp_stream():
     assert all(b > a for a, b in zip(pts, pts[1:]))
     assert results[0].frame.image.shape == (240, 320, 3)
     assert not pipe.errors
+
+
+def test_a_camera_connects_with_a_short_stream_analysis_and_few_stale_frames():
+    """What FFmpeg reads while it analyses a stream on connect comes out at once, stale. With its
+    default analysis (up to 5 s, and 20 frames to estimate the rate) a 10 fps camera gave ~28
+    frames in one burst, 2.9 s after connecting; no rate probe and `probe_s` (0.5 s) bound it."""
+
+    def stale_at_connect(probe_s: float) -> int:
+        cfg = SourceConfig(server.url, max_frames=30, open_timeout_s=5, read_timeout_s=3, queue_policy="block", probe_s=probe_s)
+        results = list(Pipeline([cfg], FakeEngine()))
+        assert len(results) == 30 and results[0].frame.image.shape == (240, 320, 3)
+        first = results[0].frame.wall_time
+        return sum(r.frame.wall_time - first < 0.05 for r in results)  # frames 100 ms apart, unless buffered
+
+    with RtspServer(fps=10) as server:
+        assert stale_at_connect(0.5) <= 10  # 28 with FFmpeg's defaults (checked by removing the options)
+
+
+def test_probe_s_out_of_range_is_refused_with_the_fix():
+    with pytest.raises(TridentError, match=r"probe_s must be in \(0, 30\] seconds"):
+        SourceConfig("rtsp://127.0.0.1:1/x", probe_s=0)
 
 
 def test_server_restart_reconnects_and_the_tracker_keeps_the_identity(caplog):
