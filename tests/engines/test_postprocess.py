@@ -180,10 +180,13 @@ def test_host_nms_keeps_what_torchvision_keeps_in_its_order():
         xy = rng.uniform(0, 600, (n, 2))
         boxes = np.concatenate([xy, xy + rng.uniform(1, 120, (n, 2))], 1).astype(np.float32)
         scores = rng.random((n, classes)).astype(np.float32)
-        cfg = PostprocessConfig(score_threshold=0.3, iou_threshold=float(rng.uniform(0.3, 0.8)), max_detections=50)
+        topk = 1000 if seed % 2 else int(rng.integers(5, 60))  # odd seeds: no top-k cut; even: the top-k branch
+        cfg = PostprocessConfig(score_threshold=0.3, iou_threshold=float(rng.uniform(0.3, 0.8)), max_detections=50, pre_nms_topk=topk)
         kept, anchors = _select_host(boxes, scores, cfg)
         best, cls = torch.from_numpy(scores).max(dim=1)
         cand = torch.nonzero(best > 0.3).squeeze(1)
+        if cand.numel() > topk:
+            cand = cand[best[cand].topk(topk).indices]
         want = cand[batched_nms(torch.from_numpy(boxes)[cand], best[cand], cls[cand], cfg.iou_threshold)[:50]].numpy()
         np.testing.assert_array_equal(anchors, want)
         np.testing.assert_array_equal(kept[:, :4], boxes[want])
