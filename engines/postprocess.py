@@ -130,16 +130,30 @@ def postprocess(
             f"model outputs {scores.shape[-1]} classes but its spec names {len(spec.class_names)}; "
             "the weights and the class list disagree - re-export the model"
         )
-    if not all(_on_host(x) for x in (raw.boxes, raw.scores, raw.mask_coeffs, raw.protos, raw.sem_logits)):
-        return _postprocess_torch(raw, spec, letterboxes, cfg)
-    boxes, scores, coeffs, protos, sem = (_host_array(x) for x in (raw.boxes, raw.scores, raw.mask_coeffs, raw.protos, raw.sem_logits))
+    outputs = (raw.boxes, raw.scores, raw.mask_coeffs, raw.protos, raw.sem_logits)
+    if all(_on_host(x) for x in outputs):
+        return _per_image([_host_array(x) for x in outputs], spec, letterboxes, cfg, _HOST)
+    return _postprocess_torch(raw, spec, letterboxes, cfg)
+
+
+@dataclass(frozen=True)
+class _Path:
+    """Where the post-process runs: candidate selection + NMS, instance masks, semantic argmax."""
+
+    select: Any
+    masks: Any
+    argmax: Any
+
+
+def _per_image(arrays: list, spec: ModelSpec, letterboxes: Sequence[Letterbox], cfg: PostprocessConfig, path: _Path) -> list:
+    boxes, scores, coeffs, protos, sem = arrays
     results = []
     for b, lb in enumerate(letterboxes):
         dets = None
         if boxes is not None:
-            kept, anchors = _select_host(boxes[b], scores[b], cfg)
-            dets = _detections(kept, anchors, coeffs[b] if coeffs is not None else None, protos[b] if protos is not None else None, lb, cfg, _masks_host)
-        sem_map = _semantic(_argmax_cpu(sem[b], lb), lb, spec) if sem is not None else None
+            kept, anchors = path.select(boxes[b], scores[b], cfg)
+            dets = _detections(kept, anchors, coeffs[b] if coeffs is not None else None, protos[b] if protos is not None else None, lb, cfg, path.masks)
+        sem_map = _semantic(path.argmax(sem[b], lb), lb, spec) if sem is not None else None
         results.append((dets if dets is not None else Detections.empty(lb.orig_hw if spec.has_masks else None), sem_map))
     return results
 
@@ -148,18 +162,9 @@ def _postprocess_torch(raw: RawOutputs, spec: ModelSpec, letterboxes: Sequence[L
     """`postprocess` where the outputs are (a GPU): torch, torchvision.ops.batched_nms and roi_align."""
     import torch
 
-    boxes, scores = _as_tensor(raw.boxes), _as_tensor(raw.scores)
-    coeffs, protos, sem = _as_tensor(raw.mask_coeffs), _as_tensor(raw.protos), _as_tensor(raw.sem_logits)
-    results = []
+    arrays = [_as_tensor(x) for x in (raw.boxes, raw.scores, raw.mask_coeffs, raw.protos, raw.sem_logits)]
     with torch.inference_mode():
-        for b, lb in enumerate(letterboxes):
-            dets = None
-            if boxes is not None:
-                kept, anchors = _select_torch(boxes[b], scores[b], cfg)
-                dets = _detections(kept, anchors, coeffs[b] if coeffs is not None else None, protos[b] if protos is not None else None, lb, cfg, _masks_torch)
-            sem_map = _semantic(_argmax_torch(sem[b], lb), lb, spec) if sem is not None else None
-            results.append((dets if dets is not None else Detections.empty(lb.orig_hw if spec.has_masks else None), sem_map))
-    return results
+        return _per_image(arrays, spec, letterboxes, cfg, _Path(_select_torch, _masks_torch, _argmax_torch))
 
 
 def _select_host(boxes: np.ndarray, scores: np.ndarray, cfg: PostprocessConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -403,3 +408,6 @@ def _class_plane(c: int, hw: tuple[int, int]) -> np.ndarray:
             _CLASS_PLANES.clear()
         _CLASS_PLANES[key] = np.full(hw, c, np.uint8)
     return _CLASS_PLANES[key]
+
+
+_HOST = _Path(_select_host, _masks_host, _argmax_cpu)  # numpy and OpenCV: every CPU engine's outputs
