@@ -50,7 +50,17 @@ def _loader_for(model: str | Path) -> Callable[..., Engine]:
     try:
         return runtimes[key].load()
     except ImportError as exc:
+        _missing_torch(exc, key)
         raise TridentError(f"the runtime for .{key} files cannot be imported ({exc}); reinstall trident-vision") from None
+
+
+def _missing_torch(exc: ImportError, key: str) -> None:
+    """PyTorch is an extra (the core runs ONNX and OpenVINO models): name the one to install."""
+    if getattr(exc, "name", None) in ("torch", "torchvision"):
+        raise TridentError(
+            f".{key} models need PyTorch, which is not installed: pip install 'trident-vision[train]' "
+            "(or '[tensorrt]' / '[gpu]' on a CUDA machine), or export the model to ONNX on a machine that has it"
+        ) from None
 
 
 def load_engine(model: str | Path, device: str = "auto", **options: Any) -> Engine:
@@ -69,4 +79,9 @@ def load_engine(model: str | Path, device: str = "auto", **options: Any) -> Engi
             if device not in runtimes:
                 raise TridentError(f"--device {device} needs the {device} runtime, which is not registered; reinstall trident-vision")
             return runtimes[device].load()(model, device=device, **options)
-    return _loader_for(model)(model, device=device, **options)
+    loader = _loader_for(model)
+    try:
+        return loader(model, device=device, **options)
+    except ModuleNotFoundError as exc:
+        _missing_torch(exc, runtime_key(model))
+        raise

@@ -66,10 +66,36 @@ from pipeline.commands import BUNDLED_CLIP, BUNDLED_INT8_ONNX, asset
 from pipeline.sources import SourceConfig
 results = list(pipeline.stream(SourceConfig(uri=str(asset(BUNDLED_CLIP)), max_frames=6), str(asset(BUNDLED_INT8_ONNX))))
 print(json.dumps({"frames": len(results), "detections": sum(len(r.detections) for r in results),
-                  "training": sorted(m for m in sys.modules if m == "training" or m.startswith("training."))}))
+                  "training": sorted(m for m in sys.modules if m == "training" or m.startswith("training.")),
+                  "torch": sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision"))}))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["frames"] == 6 and report["detections"] > 0
     assert report["training"] == []
+    assert report["torch"] == []  # PyTorch is an extra: the core runs ONNX models without it
+
+
+def test_without_pytorch_a_command_that_needs_it_names_the_extra_and_the_rest_run(tmp_path):
+    """torch made unimportable, as in a core install: `trident train` and a .pt model end with one
+    message naming the extra (exit 2), `trident demo` (the bundled ONNX model) runs to the end."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    prelude = "import sys; sys.modules['torch'] = None; sys.modules['torchvision'] = None\nfrom pipeline.cli import main\n"
+
+    def trident(*argv: str) -> subprocess.CompletedProcess:
+        code = prelude + f"sys.exit(main({list(argv)!r}))\n"
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240, cwd=root)
+
+    train = trident("train", "--config", str(root / "training/configs/n_synth.yaml"))
+    pt = trident("run", "--source", str(root / "pipeline/assets/demo_clip.mp4"), "--model", str(root / "pipeline/assets/trident_n_synth.pt"),
+                 "--out", str(tmp_path / "pt"), "--max-frames", "2")
+    for done, said in ((train, "trident train: error: this needs PyTorch"), (pt, "trident run: error: .pt models need PyTorch")):
+        assert done.returncode == 2, done.stderr[-1500:]
+        assert said in done.stderr and "pip install 'trident-vision[train]'" in done.stderr
+        assert "Traceback" not in done.stderr
+    demo = trident("demo", "--out", str(tmp_path / "demo"))
+    assert demo.returncode == 0, demo.stderr[-1500:]
+    assert len((tmp_path / "demo" / "demo_clip.jsonl").read_text().splitlines()) == 150
