@@ -213,7 +213,8 @@ def _detections(kept: np.ndarray, anchors, coeffs, protos, lb: Letterbox, cfg: P
     valid = (frame_boxes[:, 2] > frame_boxes[:, 0]) & (frame_boxes[:, 3] > frame_boxes[:, 1])
     if not valid.all():
         frame_boxes, kept = frame_boxes[valid], kept[valid]
-        anchors = anchors[np.flatnonzero(valid)]  # numpy, or the device's tensor (torch takes a numpy index)
+        rows = np.flatnonzero(valid)
+        anchors = anchors[rows] if isinstance(anchors, np.ndarray) else anchors[_device_index(rows, anchors)]
     masks = None
     if coeffs is not None and protos is not None:
         masks = masks_of(coeffs[anchors], protos, frame_boxes, lb, cfg.mask_threshold)
@@ -223,6 +224,13 @@ def _detections(kept: np.ndarray, anchors, coeffs, protos, lb: Letterbox, cfg: P
         class_ids=kept[:, 5].astype(np.int32),
         masks=masks,
     )
+
+
+def _device_index(rows: np.ndarray, like):
+    """`rows` as an index tensor on the device of the tensor `like` (the GPU path)."""
+    import torch
+
+    return torch.from_numpy(rows).to(like.device)
 
 
 def _mask_boxes(frame_boxes: np.ndarray, lb: Letterbox) -> tuple[np.ndarray, np.ndarray, list]:

@@ -91,8 +91,15 @@ def test_no_candidates_give_empty_detections_with_mask_shape():
 
 
 def test_a_box_wholly_inside_the_padding_is_dropped():
-    (dets, _), = postprocess(_raw([[10, 0, 30, 10], [10, 20, 30, 40]], [[0.9, 0.0], [0.8, 0.0]]), SPEC, [LB])
+    raw = _raw([[10, 0, 30, 10], [10, 20, 30, 40]], [[0.9, 0.0], [0.8, 0.0]])
+    (dets, _), = postprocess(raw, SPEC, [LB])
     assert len(dets) == 1 and dets.scores[0] == pytest.approx(0.8)
+    torch = pytest.importorskip("torch")
+    from engines.postprocess import _postprocess_torch
+
+    (on_torch, _), = _postprocess_torch(RawOutputs(**{n: torch.from_numpy(getattr(raw, n)) for n in SPEC.output_names}), SPEC, [LB], PostprocessConfig())
+    assert len(on_torch) == 1 and on_torch.scores[0] == pytest.approx(0.8)  # the GPU path drops it too, its mask follows
+    assert on_torch.masks.crop(0).sum() == dets.masks.crop(0).sum() > 0
 
 
 def test_batch_results_follow_their_own_letterbox():
