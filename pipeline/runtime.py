@@ -245,9 +245,10 @@ class Pipeline(LiveStreams):
             roi_align(torch.zeros(1, 1, 8, 8), torch.tensor([[0.0, 0.0, 0.0, 4.0, 4.0]]), (2, 2), 1.0, 1, True)
 
     def _budget_start(self) -> None:
-        """Thread CPU sampling for the budget table, and one torch and BLAS thread for the CPU post-process.
+        """Thread CPU sampling for the budget table, and one BLAS thread (and torch thread, where a torch
+        engine loaded it) for the CPU post-process.
 
-        torch's default of one intra-op thread per core made the post-process fight the engine's
+        The libraries' default of one thread per core made the post-process fight the engine's
         and the decoder's threads for the same two cores: its p50 swung from 6 to 185 ms under
         load, against a steady 6-7 ms on one thread (its ops are small; they do not scale)."""
         from pipeline.cpu_budget import ThreadSampler, limit_postprocess_threads
