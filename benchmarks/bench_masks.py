@@ -129,13 +129,15 @@ def main() -> None:
     p.add_argument("--frame-size", type=int, nargs=2, metavar=("H", "W"), default=(1080, 1920))
     p.add_argument("--repeats", type=int, default=30)
     p.add_argument("--frames", type=int, default=8, help="synthetic frames for the post-process part")
-    p.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads for postprocess() (0: torch's default); "
-                   "on a small shared machine more threads mostly measure contention")
+    p.add_argument("--torch-threads", type=int, default=1, help="BLAS and torch threads for postprocess(), as `trident run` sets them "
+                   "(0: the libraries' defaults); on a small shared machine more threads mostly measure contention")
     args = p.parse_args()
     if args.model and args.torch_threads > 0:
-        import torch
+        import torch  # noqa: F401  (loaded first, so the limit covers it too)
 
-        torch.set_num_threads(args.torch_threads)
+        from pipeline.cpu_budget import limit_postprocess_threads
+
+        limit_postprocess_threads(args.torch_threads)
     print(f"CPU: {cpu_description()}, {platform.python_implementation()} {platform.python_version()}")
     bench_masks(args.instances, tuple(args.frame_size), args.repeats)
     if args.model:
