@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from engines.base import Engine
-from pipeline.errors import TridentError
+from pipeline.errors import TORCH_MODULES, TridentError, needs_torch
 
 ENTRY_POINT_GROUP = "trident.engines"
 # devices that name a runtime rather than a processor: the entry point of that name runs the model
@@ -56,11 +56,8 @@ def _loader_for(model: str | Path) -> Callable[..., Engine]:
 
 def _missing_torch(exc: ImportError, key: str) -> None:
     """PyTorch is an extra (the core runs ONNX and OpenVINO models): name the one to install."""
-    if getattr(exc, "name", None) in ("torch", "torchvision"):
-        raise TridentError(
-            f".{key} models need PyTorch, which is not installed: pip install 'trident-vision[train]' "
-            "(or '[tensorrt]' / '[gpu]' on a CUDA machine), or export the model to ONNX on a machine that has it"
-        ) from None
+    if getattr(exc, "name", None) in TORCH_MODULES:
+        raise TridentError(needs_torch(f".{key} models need")) from None
 
 
 def load_engine(model: str | Path, device: str = "auto", **options: Any) -> Engine:

@@ -51,9 +51,6 @@ def build_parser(registrars: Sequence[Callable[[argparse._SubParsersAction], Non
     return parser
 
 
-TORCH_MODULES = ("torch", "torchvision")  # optional: the `train`, `tensorrt` and `gpu` extras
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -69,15 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"trident {args.command}: error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except ModuleNotFoundError as exc:
+        from pipeline.errors import TORCH_MODULES, needs_torch
+
         if exc.name not in TORCH_MODULES:
             raise
-        # the core install runs ONNX / OpenVINO models without PyTorch; this command needs it
-        print(
-            f"trident {args.command}: error: this needs PyTorch, which is not installed (the core install runs ONNX and "
-            "OpenVINO models only); pip install 'trident-vision[train]' (training, export, .pt models), or "
-            "'trident-vision[tensorrt]' / '[gpu]' on a CUDA machine - see README, Installing",
-            file=sys.stderr,
-        )
+        print(f"trident {args.command}: error: {needs_torch('this needs')}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"trident {args.command}: interrupted", file=sys.stderr)

@@ -233,8 +233,7 @@ class Pipeline(LiveStreams):
         frame, that stall was counted in a short file's FPS and, on a camera, left its first
         frames queued (or dropped) for seconds before the first result. Outputs on the host (every
         CPU engine) are post-processed with numpy and OpenCV: nothing to import for them."""
-        on_gpu = str(getattr(self.engine, "device", "cpu")).startswith("cuda")
-        if not on_gpu or not (self.engine.spec.output_names and "boxes" in self.engine.spec.output_names):
+        if self._pick_device("auto") != "cuda" or not (self.engine.spec.output_names and "boxes" in self.engine.spec.output_names):
             return
         import torch
         from torchvision.ops import batched_nms, roi_align
