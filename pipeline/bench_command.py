@@ -15,6 +15,7 @@ import numpy as np
 
 from pipeline.config_files import positive_int
 from pipeline.errors import TridentError
+from pipeline.sources.decode import to_bgr
 
 MAX_DECODED = 300  # frames read from the start of the video; the sample is spread over them
 
@@ -31,7 +32,7 @@ def video_frames(video: str | Path, count: int, frame_hw: tuple[int, int] | None
     try:
         with av.open(str(video)) as container:
             for frame in container.decode(video=0):
-                decoded.append(frame.to_ndarray(format="bgr24"))
+                decoded.append(to_bgr(frame))
                 if len(decoded) >= MAX_DECODED:
                     break
     except (av.error.FFmpegError, ValueError) as exc:

@@ -115,3 +115,36 @@ def test_gstreamer_source_without_gstreamer_opencv_says_what_to_install():
         pytest.skip("this OpenCV has GStreamer")
     src = _run_source("videotestsrc num-buffers=5 ! videoconvert ! appsink")
     assert "no GStreamer support" in src.error and "JetPack" in src.error
+
+
+def _next_native_id() -> int:
+    """The kernel's next task id, as far as a new thread shows it (ids are handed out in order)."""
+    import threading
+
+    t = threading.Thread(target=lambda: None)
+    t.start()
+    t.join()
+    return t.native_id
+
+
+def test_frames_convert_to_bgr_without_starting_threads():
+    """PyAV >= 17 gives every to_ndarray conversion its own libswscale thread pool (two threads
+    started and stopped a frame); to_bgr converts on the calling thread, to the same pixels."""
+    from pathlib import Path
+
+    import av
+    import numpy as np
+
+    from pipeline.sources.decode import to_bgr
+
+    clip = Path(__file__).resolve().parents[2] / "pipeline" / "assets" / "demo_clip.mp4"
+    with av.open(str(clip)) as container:
+        frames = [f for _, f in zip(range(100), container.decode(video=0))]
+    before = _next_native_id()
+    images = [to_bgr(f) for f in frames]
+    started = _next_native_id() - before - 1
+    # 100 conversions with the default pool start ~200 threads; other processes on the machine may
+    # take a few ids in between, never a hundred
+    assert started < 50, f"{started} tasks started while converting 100 frames"
+    assert images[0].shape == (frames[0].height, frames[0].width, 3) and images[0].dtype == np.uint8
+    assert all(np.array_equal(a, f.to_ndarray(format="bgr24")) for a, f in zip(images[:5], frames[:5]))
