@@ -39,25 +39,26 @@ class Annotator:
         if len(sem):
             sem[0] = 0  # background stays untinted
         self.sem_lut = sem
-        # what the tint adds to a pixel, per label, as a 256-entry table: cv2.LUT + a saturating add
-        # cost ~0.5 ms a 768x576 frame against ~3.7 ms for a gathered tint image and addWeighted
-        # (same picture to one grey level: addWeighted rounds the sum, this rounds the tint)
+        # what the tint adds to a pixel, per label, as a 256-entry colour table: cv2.applyColorMap
+        # looks the labels up straight into a BGR tint, then a saturating add; ~0.3 ms a 768x576
+        # frame, against 0.65 ms for grey -> BGR + cv2.LUT (same tint) and ~3.7 ms for a gathered
+        # tint image and addWeighted (same picture to one grey level: addWeighted rounds the sum,
+        # this rounds the tint)
         self._sem_add = np.zeros((256, 1, 3), np.uint8)
         self._sem_add[: len(sem), 0] = np.rint(sem.astype(np.float32) * np.float32(cfg.semantic_alpha)).clip(0, 255)
         self.trails: dict[int, collections.deque] = {}
-        self._scratch: tuple[np.ndarray, np.ndarray] | None = None
+        self._tint: np.ndarray | None = None
 
     def draw(self, result: FrameResult) -> np.ndarray:
         import cv2
 
         if result.semantic is not None and self.cfg.semantic_alpha > 0:
-            # the two frame-sized temporaries are kept from frame to frame: fresh ones cost page faults
+            # the frame-sized tint is kept from frame to frame: fresh temporaries cost page faults
             # (alone, 768x576 frames on the AVX2 EPYC VM: 3.6 against 1.1 ms); the picture itself is new
             labels = result.semantic.labels
-            if self._scratch is None or self._scratch[0].shape[:2] != labels.shape:
-                self._scratch = (np.empty((*labels.shape, 3), np.uint8), np.empty((*labels.shape, 3), np.uint8))
-            grey3 = cv2.cvtColor(labels, cv2.COLOR_GRAY2BGR, dst=self._scratch[0])
-            tint = cv2.LUT(grey3, self._sem_add, dst=self._scratch[1])
+            if self._tint is None or self._tint.shape[:2] != labels.shape:
+                self._tint = np.empty((*labels.shape, 3), np.uint8)
+            tint = cv2.applyColorMap(labels, self._sem_add, dst=self._tint)
             image = cv2.add(result.frame.image, tint)  # a new image: the frame stays as decoded
         else:
             image = result.frame.image.copy()
