@@ -23,7 +23,6 @@ import numpy as np
 from pipeline.contracts import Detections
 from pipeline.errors import TridentError
 from pipeline.masks import InstanceMasks
-from pipeline.sources.decode import to_bgr
 from training.autolabel.motion import MotionMasker, fill_empty, int_box
 from training.autolabel.options import AutolabelOptions
 from training.autolabel.teacher import Teacher
@@ -151,7 +150,7 @@ def label_video(
         tracker = make_tracker(TrackerConfig(fps=labels.fps, high_score=opts.score, low_score=opts.score / 2,
                                              new_track_score=opts.score, output_filtered_boxes=False))
         for index, frame in enumerate(container.decode(stream)):
-            image = to_bgr(frame)
+            image = frame.to_ndarray(format="bgr24")
             labels.decoded = index + 1
             labels.height, labels.width = image.shape[:2]
             foreground = motion.observe(image) if motion is not None else None

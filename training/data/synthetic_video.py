@@ -8,7 +8,6 @@ from typing import Callable
 import numpy as np
 
 from pipeline.errors import TridentError
-from pipeline.sources.decode import to_bgr
 from training.data import base as kinds
 from training.data.base import LabelledDataset, clean_semantic, image_size, read_image, read_label_png
 from training.data.coco import ImageEntry, decode_masks, load_coco_index
@@ -152,6 +151,6 @@ def decode_video(path: Path) -> list[np.ndarray]:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"  # frame threads: whole-video decode is the slow step on first use
-            return [to_bgr(f) for f in container.decode(stream)]
+            return [f.to_ndarray(format="bgr24") for f in container.decode(stream)]
     except (av.error.FFmpegError, IndexError) as exc:
         raise TridentError(f"cannot decode video {path}: {exc}; the file is corrupt, {_REGENERATE}") from None
