@@ -227,12 +227,16 @@ class Pipeline(LiveStreams):
         return runners
 
     def _warm_up(self) -> None:
-        """Import and touch the GPU post-process's libraries before any source starts.
+        """Import PyAV, and import and touch the GPU post-process's libraries, before any source starts.
 
         torch and torchvision.ops take 2-4 s to import on the 2-core EPYC; lazily, at the first
         frame, that stall was counted in a short file's FPS and, on a camera, left its first
         frames queued (or dropped) for seconds before the first result. Outputs on the host (every
-        CPU engine) are post-processed with numpy and OpenCV: nothing to import for them."""
+        CPU engine) are post-processed with numpy and OpenCV: nothing to import for them. PyAV
+        (FFmpeg's libraries; files, network cameras and the MP4 output) took 40-110 ms on the
+        first source's thread, after the run's clock had started: a third of a 1-frame run."""
+        import av  # noqa: F401
+
         if self._pick_device("auto") != "cuda" or not (self.engine.spec.output_names and "boxes" in self.engine.spec.output_names):
             return
         import torch

@@ -139,6 +139,36 @@ def test_the_post_process_libraries_are_warm_before_any_source_starts(clips, mon
     assert calls == ["source start"]  # numpy outputs: OpenCV's NMS, nothing of torch's
 
 
+def test_pyav_is_imported_before_the_sources_start(tmp_path):
+    """PyAV (FFmpeg's libraries, 40-110 ms to import) is loaded in the set-up, in a fresh interpreter:
+    not on the first source's thread, inside the run's clock and a camera's first frame."""
+    import json
+    import subprocess
+    import sys
+
+    code = """
+import json, sys
+from pipeline.sources.base import Source
+seen = []
+real = Source.start
+def start(self):
+    seen.append("av" in sys.modules)
+    return real(self)
+Source.start = start
+import pipeline
+from pipeline.commands import BUNDLED_CLIP, BUNDLED_ONNX, asset
+from pipeline.sources import SourceConfig
+before = "av" in sys.modules
+results = list(pipeline.stream(SourceConfig(uri=str(asset(BUNDLED_CLIP)), max_frames=2), str(asset(BUNDLED_ONNX))))
+print(json.dumps({"frames": len(results), "before": before, "seen": seen}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["before"] is False  # nothing imported it earlier: the check below means something
+    assert report == {"frames": 2, "before": False, "seen": [True]}
+
+
 def test_auto_max_batch_gives_single_frames_to_an_engine_that_runs_batches_side_by_side(clips):
     from pipeline.batcher import AUTO_GPU_BATCH
 
