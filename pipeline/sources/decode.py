@@ -15,6 +15,7 @@ it, by raising the decoder's error: that is a stream nothing can be read from.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any, Iterator
 
@@ -25,9 +26,6 @@ from pipeline.sources.integrity import DecodeHealth
 # rejected packets in a row, no frame between them, before the stream counts as undecodable
 # (a damaged stretch of a file spans a few dozen packets; a wrong codec, every one)
 MAX_REJECTED_IN_A_ROW = 300
-
-_REFORMAT_OPTIONS: dict[str, int] | None = None
-
 
 def to_bgr(frame: Any) -> np.ndarray:
     """A decoded PyAV frame as a BGR uint8 [H,W,3] array, converted on the calling thread.
@@ -40,12 +38,14 @@ def to_bgr(frame: Any) -> np.ndarray:
     frame, 0.29 -> 0.08 ms at 640x384, pixels identical. PyAV before 17 has
     no `threads` argument and converts on one thread anyway.
     """
-    global _REFORMAT_OPTIONS
-    if _REFORMAT_OPTIONS is None:
-        import av
+    return frame.to_ndarray(format="bgr24", **_one_thread())
 
-        _REFORMAT_OPTIONS = {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
-    return frame.to_ndarray(format="bgr24", **_REFORMAT_OPTIONS)
+
+@functools.cache
+def _one_thread() -> dict[str, int]:
+    import av
+
+    return {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
 
 
 def timed_frames(container: Any, stream: Any, health: DecodeHealth | None = None) -> Iterator[tuple[np.ndarray, float | None, float]]:
