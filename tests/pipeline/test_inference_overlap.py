@@ -78,9 +78,14 @@ def test_an_engine_that_takes_two_calls_at_once_gets_two_batches_and_results_sta
     indices = [r.frame.index for r in pipe]
     assert indices == list(range(24))
     assert len({tid for *_, tid in engine.runs}) == 2  # two inference threads
-    runs = sorted(engine.runs)
-    overlapping = sum(b[0] < a[1] for a, b in zip(runs, runs[1:]))  # the next call began before this one ended
-    assert overlapping >= 15, f"only {overlapping} of 23 calls ran beside another"
+    # Each call ran beside another for some of its time (one after the other: none would). Not "the
+    # next call began before this one ended": the two workers run in lockstep pairs, so between pairs
+    # that is a race won about half the time - 14 of 23 failed CI stop 24 (12-22 in 20 runs here).
+    runs = engine.runs
+    beside = sum(any(other is not run and other[0] < run[1] and run[0] < other[1] for other in runs) for run in runs)
+    assert beside >= 18, f"only {beside} of 24 calls ran beside another"
+    span = max(end for _, end, _ in runs) - min(start for start, _, _ in runs)
+    assert span < 0.8 * 24 * 0.04, f"24 calls of 40 ms took {span:.2f} s: they did not run two at once"
 
 
 def test_a_live_frame_is_not_held_until_the_next_one_arrives(clips, monkeypatch):
